@@ -1,0 +1,124 @@
+/* The one daemon context, passed down to every part of a pass. */
+#pragma once
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "config.h"
+#include "files.h"
+#include "util.h"
+
+struct sd_event;
+struct sd_event_source;
+
+/* A mapping of a process, cached between passes: 12 bytes, file by slot. */
+struct pmap {
+	uint32_t slot;
+	uint32_t pgoff;
+	uint32_t npages;
+};
+
+struct proc {
+	pid_t pid;
+	bool critical;
+	uint64_t starttime; /* clock ticks since boot: tells a reused pid apart */
+	uint64_t vsize;     /* bytes of address space: changes with most mmap/munmap */
+	uint64_t faults;    /* minflt + majflt of all threads: a new page needs a fault */
+	uint32_t nmaps;
+	struct pmap *maps;
+};
+
+/* Counters of things skipped in a pass; reported once, not per occurrence. */
+struct pass_stats {
+	uint32_t procs, procs_read, procs_vanished, procs_denied, procs_bad;
+	uint32_t maps_malformed, mappings;
+	uint32_t files_opened, open_failed, lock_failed;
+};
+
+struct daemon {
+	struct config cfg;
+	const char *config_path;
+	const char *proc_root;
+	int proc_fd;
+	size_t page;
+	pid_t self_pid;
+	uint64_t self_mntns;
+
+	/* Modes of this run. */
+	bool dry_run, json;
+
+	/* Event loop. */
+	struct sd_event *event;
+	struct sd_event_source *timer;
+	bool ready_sent;
+
+	/* What we know. */
+	struct file_table files;
+	struct proc *procs;
+	uint32_t nprocs, cap_procs;
+	struct buf buf;
+	uint64_t *pagemap_buf;
+
+	uint32_t pass;
+	uint32_t full_every; /* re-read every process each N passes */
+	bool force_full;
+	int use_query; /* 1 yes, 0 no, -1 untried */
+
+	uint64_t budget_bytes;
+	uint64_t locked_bytes;
+	uint32_t locked_files, npieces;
+	bool locked_set_changed;
+	uint64_t memtotal_bytes;
+
+	struct pass_stats stats;
+	uint32_t warned; /* WARNED_* bits: say each problem once */
+	uint64_t next_scan_usec;
+};
+
+#define WARNED_DENIED 0x1u
+#define WARNED_MALFORMED 0x2u
+#define WARNED_LOCK_FAILED 0x4u
+#define WARNED_STATE 0x8u
+#define WARNED_STATUS 0x10u
+#define WARNED_NOFILE 0x20u
+#define WARNED_BAD_PROC 0x40u
+#define WARNED_MAPCOUNT 0x80u
+
+/* scan.c */
+int scan_processes(struct daemon *d);
+void scan_aggregate(struct daemon *d);
+void procs_free(struct daemon *d);
+/* Parses /proc/PID/stat text; exposed for tests. */
+struct proc_stat {
+	char comm[64];
+	unsigned long flags;
+	uint64_t minflt, majflt, starttime, vsize;
+};
+int parse_proc_stat(const char *buf, size_t len, struct proc_stat *st);
+/* Extracts the cgroup v2 path ("0::PATH") from /proc/PID/cgroup text into out. */
+int parse_proc_cgroup(const char *buf, size_t len, char *out, size_t outlen);
+
+/* lockset.c */
+int file_open_verified(struct daemon *d, struct lfile *f);
+void file_unlock_all(struct daemon *d, struct lfile *f);
+int file_lock_range(struct daemon *d, struct lfile *f, uint64_t off, uint64_t len);
+void file_check_evaluate(struct daemon *d, struct lfile *f);
+int lock_pass(struct daemon *d);
+void lock_release_all(struct daemon *d);
+int lock_verify_accounting(struct daemon *d);
+uint64_t compute_budget(const struct config *cfg, uint64_t memtotal_bytes, size_t page);
+
+/* state.c */
+int state_save(struct daemon *d);
+int state_restore(struct daemon *d);
+int state_reset(const struct config *cfg);
+
+/* status.c */
+int status_write(struct daemon *d);
+int status_print(const char *status_file, bool json);
+void dry_run_print(struct daemon *d);
+
+/* daemon.c */
+int daemon_pass(struct daemon *d);
+int daemon_run(struct daemon *d);
+void daemon_free(struct daemon *d);

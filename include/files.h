@@ -1,0 +1,97 @@
+/* The table of files seen in executable mappings: identity (dev, inode), what processes use of
+ * them, and what prelockd holds locked. Files are addressed by a stable slot index so that
+ * per-process caches can refer to them cheaply (12 bytes a mapping). */
+#pragma once
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* Why a file is not (fully) locked; shown by --dry-run and in debug logs. */
+enum file_reason {
+	REASON_NONE = 0,      /* selected */
+	REASON_NOT_INCLUDED,  /* path matches no include regex */
+	REASON_EXCLUDED,      /* path matches an exclude regex */
+	REASON_DELETED,       /* only seen as " (deleted)": can never be opened */
+	REASON_OPEN_FAILED,   /* open() failed: errno in open_errno */
+	REASON_NOT_REGULAR,   /* fstat says it is not a regular file */
+	REASON_REPLACED,      /* the path now names another inode than the one mapped */
+	REASON_SPARSE,        /* mostly holes: never locked because a process maps it */
+	REASON_EMPTY,         /* nothing to lock (size 0 or no pages in use yet) */
+	REASON_BUDGET,        /* did not fit in the budget */
+	REASON_BUDGET_PARTLY, /* keeps what it has locked, cannot grow: budget */
+	REASON_NOT_CRITICAL,  /* only_critical and no critical process maps it */
+	REASON_UNMAPPED,      /* no process maps it; kept for `keep` scans */
+	REASON_LOCK_FAILED,   /* mmap or mlock failed: errno in lock_errno */
+};
+const char *file_reason_to_string(enum file_reason r);
+
+/* A locked range of a file: one mmap()ed, mlock()ed VMA of the daemon. */
+struct piece {
+	uint64_t off, len; /* page-aligned file offset and length in bytes */
+	void *addr;
+};
+
+struct lfile {
+	uint64_t dev, ino; /* dev as makedev(major, minor) */
+	char *path;        /* as the mapping process sees it */
+	pid_t ns_pid;      /* open through /proc/ns_pid/root when not 0 */
+	int fd;            /* held while anything is locked, else -1 */
+	uint64_t size;     /* st_size when last checked; 0 before first open */
+	uint64_t blocks_bytes;
+	bool opened_once, eligible, always, deleted_only;
+	int open_errno, lock_errno;
+	enum file_reason reason;
+
+	/* Use, recomputed each pass from the process caches. */
+	uint32_t nprocs;
+	uint32_t last_proc_mark;
+	bool critical;
+	uint32_t last_seen_pass; /* last pass in which a process mapped it */
+
+	/* Pages wanted, one bit a page below `want_npages` (mapped/resident modes). */
+	uint64_t *want_bits;
+	uint32_t want_npages;
+	bool want_changed;
+
+	struct piece *pieces;
+	uint32_t npieces, cap_pieces;
+	uint64_t locked_bytes;
+
+	/* The last pass's plan: bytes it would hold, and the decision (for --dry-run, status). */
+	uint64_t plan_bytes;
+	uint8_t tier;
+
+	uint32_t hash_next; /* slot + 1 of the next file in the bucket; 0 ends */
+	bool in_use;
+};
+
+struct file_table {
+	struct lfile *slots;
+	uint32_t nslots, cap, nused;
+	uint32_t *free_list;
+	uint32_t nfree;
+	uint32_t *buckets; /* slot + 1; 0 empty */
+	uint32_t nbuckets;
+};
+
+void file_table_free(struct file_table *t);
+/* Returns the slot of (dev, ino), or -1. */
+int64_t file_table_find(const struct file_table *t, uint64_t dev, uint64_t ino);
+/* Finds or adds; *created tells which. Returns the slot or -ENOMEM. */
+int64_t file_table_get(struct file_table *t, uint64_t dev, uint64_t ino, const char *path,
+		       bool *created);
+/* Removes a slot; the caller has unlocked and closed it. */
+void file_table_remove(struct file_table *t, uint32_t slot);
+static inline struct lfile *file_at(struct file_table *t, uint32_t slot)
+{
+	return &t->slots[slot];
+}
+
+/* Page bitmap helpers. */
+int file_want_reserve(struct lfile *f, uint64_t npages);
+void file_want_set_range(struct lfile *f, uint64_t first_page, uint64_t npages);
+void file_want_clear(struct lfile *f);
+static inline bool file_want_test(const struct lfile *f, uint64_t page)
+{
+	return page < f->want_npages && (f->want_bits[page / 64] >> (page % 64)) & 1;
+}

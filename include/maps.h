@@ -1,0 +1,54 @@
+/* /proc/PID/maps: a pure text parser and the PROCMAP_QUERY ioctl reader. */
+#pragma once
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum map_kind {
+	MAP_KIND_ANON,    /* no name */
+	MAP_KIND_FILE,    /* an absolute path of a file */
+	MAP_KIND_SPECIAL, /* [heap], [stack], [vdso], [vvar], [vsyscall], [anon:...], ... */
+	MAP_KIND_DEVICE,  /* /dev/... */
+	MAP_KIND_MEMFD,   /* /memfd:... */
+	MAP_KIND_SYSV,    /* /SYSV%08x shared memory */
+	MAP_KIND_OTHER,   /* anything else that does not start with '/' (anon_inode:..., etc.) */
+};
+
+#define MAP_PERM_READ 0x1u
+#define MAP_PERM_WRITE 0x2u
+#define MAP_PERM_EXEC 0x4u
+#define MAP_PERM_SHARED 0x8u
+
+struct map_entry {
+	uint64_t start, end; /* virtual addresses, [start, end) */
+	uint64_t offset;     /* file offset of start */
+	uint64_t inode;
+	unsigned int dev_major, dev_minor;
+	unsigned int perms; /* MAP_PERM_* */
+	enum map_kind kind;
+	bool deleted;     /* the name ended in " (deleted)", which is stripped from path */
+	const char *path; /* decoded ("\012" -> '\n'), NUL-terminated; "" for anonymous;
+			     valid only during the callback */
+	size_t path_len;
+};
+
+/* Called per entry; a non-zero return stops the walk and is returned. */
+typedef int (*map_entry_fn)(const struct map_entry *e, void *userdata);
+
+/* Parses maps text. Malformed lines are skipped and counted in *n_malformed (may be NULL).
+ * The buffer need not be NUL-terminated; a last line without '\n' is parsed.
+ * Returns 0 or the first non-zero value returned by fn. */
+int maps_parse_buf(const char *buf, size_t len, map_entry_fn fn, void *userdata,
+		   unsigned *n_malformed);
+
+/* True for a mapping prelockd may lock: a file-backed (MAP_KIND_FILE), executable mapping. */
+bool map_entry_is_exec_file(const struct map_entry *e);
+
+/* Walks the file-backed executable VMAs of an open /proc/PID/maps fd with the PROCMAP_QUERY
+ * ioctl (Linux 6.11+), calling fn for each (kind MAP_KIND_FILE or as classified by name).
+ * Returns 0; -ENOTTY or -EINVAL when the kernel does not support it (use the text parser);
+ * -ESRCH/-ENOENT when the process is gone; other -errno; or fn's non-zero return. */
+int maps_query_fd(int fd, map_entry_fn fn, void *userdata);
+
+/* Classifies a name as it appears in maps (after decoding). */
+enum map_kind map_classify(const char *name);

@@ -1,0 +1,27 @@
+/* Budget selection: a pure function over candidate summaries, so its ordering rules are unit
+ * tested without a kernel. Order: files of critical processes (and `always` files) first, then
+ * files mapped by more processes, then smaller files; already-locked files win ties so that a
+ * rescan does not churn. */
+#pragma once
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum decision {
+	DECIDE_FULL, /* lock everything wanted */
+	DECIDE_KEEP, /* keep the pieces already locked, do not grow */
+	DECIDE_DROP, /* unlock everything */
+};
+
+struct candidate {
+	uint32_t slot;
+	uint8_t tier;        /* 2 always, 1 critical, 0 other */
+	uint32_t nprocs;
+	uint64_t want_bytes; /* bytes locked if fully selected */
+	uint64_t keep_bytes; /* bytes already locked that stay wanted */
+	enum decision decision;
+};
+
+/* Sorts by priority and decides each candidate so that the planned total never exceeds budget.
+ * Returns the planned total in bytes. */
+uint64_t select_by_budget(struct candidate *c, size_t n, uint64_t budget_bytes);

@@ -1,0 +1,61 @@
+/* Small helpers shared by every module: cleanup attributes, file reading, numbers. */
+#pragma once
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+static inline void freep(void *p)
+{
+	free(*(void **)p);
+}
+static inline void closep(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+}
+static inline void fclosep(FILE **f)
+{
+	if (*f)
+		fclose(*f);
+}
+#define _cleanup_free_ __attribute__((cleanup(freep)))
+#define _cleanup_close_ __attribute__((cleanup(closep)))
+#define _cleanup_fclose_ __attribute__((cleanup(fclosep)))
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define MIN(a, b) ((a) < (b) ? (a) : (b))
+#define MAX(a, b) ((a) > (b) ? (a) : (b))
+
+/* A growable buffer reused across reads so a pass allocates nothing in steady state. */
+struct buf {
+	char *data;
+	size_t len, cap;
+};
+void buf_free(struct buf *b);
+
+/* Reads all of fd (from its current position) into b; returns 0 or -errno. */
+int buf_read_fd(struct buf *b, int fd);
+/* Opens path relative to dirfd (AT_FDCWD allowed) and reads it into b. */
+int buf_read_at(struct buf *b, int dirfd, const char *path);
+
+/* Writes data to path atomically: temporary file in the same directory, fsync, rename.
+ * Creates the directory (mode 0755) when missing. Returns 0 or -errno. */
+int write_file_atomic(const char *path, const char *data, size_t len, unsigned mode);
+
+uint64_t now_usec(int clock);
+size_t page_size(void);
+static inline uint64_t round_up(uint64_t v, uint64_t to)
+{
+	return (v + to - 1) / to * to;
+}
+
+/* Escapes bytes < 0x20, 0x7f, '%' and '\\' as %XX so a path fits on one line; returns malloc'd
+ * string. unescape_path reverses it in place; returns -EINVAL on a bad escape. */
+char *escape_path(const char *s);
+int unescape_path(char *s);
+
+/* Formats bytes as "12.3 MiB" into out. */
+const char *format_bytes(char *out, size_t outlen, uint64_t bytes);

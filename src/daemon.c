@@ -1,0 +1,242 @@
+/* The pass and the event loop: sd-event receives signals and timers, so no handler ever runs
+ * daemon logic asynchronously. */
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/sysinfo.h>
+#include <systemd/sd-daemon.h>
+#include <systemd/sd-event.h>
+#include <time.h>
+
+#include "daemon.h"
+#include "log.h"
+
+static uint64_t memtotal_bytes(void)
+{
+	/* sysinfo(2), not /proc/meminfo: ProcSubset=pid hides the latter in the sandboxed unit. */
+	struct sysinfo si;
+	if (sysinfo(&si) < 0)
+		return 0;
+	return (uint64_t)si.totalram * si.mem_unit;
+}
+
+static uint64_t cpu_usec(void)
+{
+	return now_usec(CLOCK_PROCESS_CPUTIME_ID);
+}
+
+static void notify_status(struct daemon *d)
+{
+	char locked[32], budget[32], next[48] = "";
+
+	if (d->dry_run)
+		return;
+	if (d->cfg.interval_usec)
+		snprintf(next, sizeof(next), ", next scan in %llus",
+			 (unsigned long long)(d->cfg.interval_usec / 1000000));
+	else
+		snprintf(next, sizeof(next), ", next scan on SIGUSR1/SIGHUP");
+	sd_notifyf(0, "STATUS=%u files, %s locked of %s budget%s", d->locked_files,
+		   format_bytes(locked, sizeof(locked), d->locked_bytes),
+		   format_bytes(budget, sizeof(budget), d->budget_bytes), next);
+}
+
+int daemon_pass(struct daemon *d)
+{
+	uint64_t cpu0 = cpu_usec(), t0 = now_usec(CLOCK_MONOTONIC);
+	uint64_t before_bytes = d->locked_bytes;
+	int r;
+
+	d->pass++;
+	d->stats = (struct pass_stats){ 0 };
+	d->memtotal_bytes = memtotal_bytes();
+	d->budget_bytes = compute_budget(&d->cfg, d->memtotal_bytes, d->page);
+	r = scan_processes(d);
+	if (r < 0)
+		log_warning_errno(r, "scan incomplete, keeping what is locked");
+	scan_aggregate(d);
+	r = lock_pass(d);
+	if (r < 0)
+		log_warning_errno(r, "locking pass incomplete");
+#ifdef PRELOCKD_DEBUG
+	if (!d->dry_run && lock_verify_accounting(d) < 0)
+		abort();
+#endif
+	uint64_t cpu = cpu_usec() - cpu0, wall = now_usec(CLOCK_MONOTONIC) - t0;
+	if (d->dry_run)
+		return 0;
+
+	char locked[32], budget[32];
+	struct log_fields lf = { .bytes = (int64_t)d->locked_bytes, .files = d->locked_files };
+	log_full(before_bytes != d->locked_bytes || d->pass == 1 ? LOG_INFO : LOG_DEBUG, &lf, 0,
+		 "pass %u: %u files, %s locked of %s budget; %u processes (%u read), %u mappings, "
+		 "%u ms CPU, %u ms wall",
+		 d->pass, d->locked_files, format_bytes(locked, sizeof(locked), d->locked_bytes),
+		 format_bytes(budget, sizeof(budget), d->budget_bytes), d->stats.procs,
+		 d->stats.procs_read, d->stats.mappings, (unsigned)(cpu / 1000),
+		 (unsigned)(wall / 1000));
+	notify_status(d);
+	r = status_write(d);
+	if (r < 0 && !(d->warned & WARNED_STATUS)) {
+		log_warning_errno(r, "cannot write status file %s, running on without it",
+				  d->cfg.status_file);
+		d->warned |= WARNED_STATUS;
+	}
+	if (d->locked_set_changed) {
+		r = state_save(d);
+		if (r < 0 && !(d->warned & WARNED_STATE)) {
+			log_warning_errno(r, "cannot save state to %s, running on without it",
+					  d->cfg.state_file);
+			d->warned |= WARNED_STATE;
+		}
+		if (r >= 0)
+			d->locked_set_changed = false;
+	}
+	return 0;
+}
+
+static void arm_timer(struct daemon *d)
+{
+	if (!d->timer)
+		return;
+	if (!d->cfg.interval_usec) {
+		sd_event_source_set_enabled(d->timer, SD_EVENT_OFF);
+		return;
+	}
+	sd_event_source_set_time_relative(d->timer, d->cfg.interval_usec);
+	sd_event_source_set_enabled(d->timer, SD_EVENT_ONESHOT);
+}
+
+static int on_timer(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	struct daemon *d = userdata;
+	(void)s;
+	(void)usec;
+	daemon_pass(d);
+	arm_timer(d);
+	return 0;
+}
+
+static int on_usr1(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
+{
+	struct daemon *d = userdata;
+	(void)s;
+	(void)si;
+	log_info("SIGUSR1: rescanning now");
+	daemon_pass(d);
+	arm_timer(d);
+	return 0;
+}
+
+static void log_config_error(void *userdata, const char *message)
+{
+	(void)userdata;
+	log_error("%s", message);
+}
+
+/* Applies a new config: files are re-judged by the new rules; nothing that still qualifies is
+ * unlocked, because the pass only drops what the new rules reject. */
+static void apply_config(struct daemon *d, struct config *n)
+{
+	bool what_changed = n->what != d->cfg.what;
+	config_free(&d->cfg);
+	d->cfg = *n;
+	log_set_level(d->cfg.log_level);
+	for (uint32_t s = 0; s < d->files.nslots; s++) {
+		struct lfile *f = &d->files.slots[s];
+		if (!f->in_use)
+			continue;
+		file_check_evaluate(d, f);
+		if (what_changed)
+			file_want_clear(f);
+	}
+	d->force_full = true;
+}
+
+static int on_hup(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
+{
+	struct daemon *d = userdata;
+	struct config n;
+	(void)s;
+	(void)si;
+
+	sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu",
+		   (unsigned long long)now_usec(CLOCK_MONOTONIC));
+	log_info("SIGHUP: reloading %s", d->config_path);
+	int r = config_load(d->config_path, &n, log_config_error, d);
+	if (r < 0) {
+		log_error("configuration %s rejected, running on with the previous one", d->config_path);
+	} else {
+		apply_config(d, &n);
+		daemon_pass(d);
+		arm_timer(d);
+	}
+	sd_notify(0, "READY=1");
+	notify_status(d);
+	return 0;
+}
+
+static int on_term(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
+{
+	struct daemon *d = userdata;
+	(void)s;
+	sd_notify(0, "STOPPING=1");
+	log_info("%s: saving state and exiting", strsignal((int)si->ssi_signo));
+	int r = state_save(d);
+	if (r < 0)
+		log_warning_errno(r, "cannot save state to %s", d->cfg.state_file);
+	return sd_event_exit(sd_event_source_get_event(s), 0);
+}
+
+int daemon_run(struct daemon *d)
+{
+	static const int sigs[] = { SIGHUP, SIGUSR1, SIGTERM, SIGINT };
+	sd_event_signal_handler_t handlers[] = { on_hup, on_usr1, on_term, on_term };
+	sigset_t mask;
+	int r;
+
+	sigemptyset(&mask);
+	for (size_t i = 0; i < ARRAY_SIZE(sigs); i++)
+		sigaddset(&mask, sigs[i]);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+
+	r = sd_event_default(&d->event);
+	if (r < 0)
+		return log_error_errno(r, "cannot create event loop"), r;
+	for (size_t i = 0; i < ARRAY_SIZE(sigs); i++) {
+		r = sd_event_add_signal(d->event, NULL, sigs[i], handlers[i], d);
+		if (r < 0)
+			return log_error_errno(r, "cannot watch signal %d", sigs[i]), r;
+	}
+	r = sd_event_set_watchdog(d->event, true);
+	if (r < 0)
+		log_warning_errno(r, "cannot set up the watchdog, ignoring");
+	r = sd_event_add_time(d->event, &d->timer, CLOCK_MONOTONIC, UINT64_MAX, 0, on_timer, d);
+	if (r < 0)
+		return log_error_errno(r, "cannot add timer"), r;
+	sd_event_source_set_enabled(d->timer, SD_EVENT_OFF);
+
+	daemon_pass(d);
+	sd_notify(0, "READY=1");
+	notify_status(d);
+	d->ready_sent = true;
+	arm_timer(d);
+
+	r = sd_event_loop(d->event);
+	return r < 0 ? r : 0;
+}
+
+void daemon_free(struct daemon *d)
+{
+	lock_release_all(d);
+	d->timer = sd_event_source_unref(d->timer);
+	d->event = sd_event_unref(d->event);
+	procs_free(d);
+	file_table_free(&d->files);
+	buf_free(&d->buf);
+	free(d->pagemap_buf);
+	config_free(&d->cfg);
+	if (d->proc_fd >= 0)
+		close(d->proc_fd);
+}

@@ -1,0 +1,577 @@
+/* Locking: open files by the safety rules, plan which page ranges of each file to hold, and keep
+ * exact, page-rounded accounting of what is locked. Each locked range is its own read-only shared
+ * mapping, sized exactly to what is locked, so the kernel's VmLck agrees with our count. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+
+#include "daemon.h"
+#include "log.h"
+#include "select.h"
+
+/* Gaps of up to this many pages between wanted pages are locked too: the kernel's fault-around
+ * reads them anyway, and every separate range costs a VMA (vm.max_map_count is 65530). */
+#define GAP_FILL_PAGES 16
+/* A file is "sparse" when fewer than half its bytes are allocated on disk. */
+#define SPARSE_MIN_PAGES 16
+
+uint64_t compute_budget(const struct config *cfg, uint64_t memtotal_bytes, size_t page)
+{
+	uint64_t b = UINT64_MAX;
+	if (cfg->max_total_bytes)
+		b = cfg->max_total_bytes;
+	if (cfg->max_total_percent > 0) {
+		uint64_t p = (uint64_t)((double)memtotal_bytes * cfg->max_total_percent / 100.0);
+		b = MIN(b, p);
+	}
+	if (b == UINT64_MAX)
+		b = 0;
+	return b / page * page;
+}
+
+void file_check_evaluate(struct daemon *d, struct lfile *f)
+{
+	if (f->always) {
+		f->eligible = true;
+		return;
+	}
+	if (f->deleted_only) {
+		f->eligible = false;
+		f->reason = REASON_DELETED;
+	} else if (!regex_list_match(&d->cfg.include, f->path)) {
+		f->eligible = false;
+		f->reason = REASON_NOT_INCLUDED;
+	} else if (regex_list_match(&d->cfg.exclude, f->path)) {
+		f->eligible = false;
+		f->reason = REASON_EXCLUDED;
+	} else {
+		f->eligible = true;
+		if (f->reason == REASON_NOT_INCLUDED || f->reason == REASON_EXCLUDED)
+			f->reason = REASON_NONE;
+	}
+}
+
+static int file_open_path(struct daemon *d, const struct lfile *f)
+{
+	char buf[4200];
+	const char *path = f->path;
+
+	/* Paths in maps belong to the mapping process's mount namespace. */
+	if (f->ns_pid) {
+		if ((size_t)snprintf(buf, sizeof(buf), "%s/%d/root%s", d->proc_root, (int)f->ns_pid,
+				     f->path) >= sizeof(buf))
+			return -ENAMETOOLONG;
+		path = buf;
+	}
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | O_NOFOLLOW);
+	return fd < 0 ? -errno : fd;
+}
+
+int file_open_verified(struct daemon *d, struct lfile *f)
+{
+	struct stat st;
+	int fd, r;
+
+	if (f->fd >= 0)
+		return 0;
+	fd = file_open_path(d, f);
+	if (fd < 0) {
+		d->stats.open_failed++;
+		if (fd == -EMFILE || fd == -ENFILE) {
+			if (!(d->warned & WARNED_NOFILE))
+				log_warning_errno(fd, "out of file descriptors; raise LimitNOFILE=, ignoring");
+			d->warned |= WARNED_NOFILE;
+		}
+		f->open_errno = -fd;
+		f->reason = REASON_OPEN_FAILED;
+		return fd;
+	}
+	d->stats.files_opened++;
+	if (fstat(fd, &st) < 0) {
+		r = -errno;
+		goto fail;
+	}
+	/* The safety rules: a regular file, and the very inode the process maps. */
+	if (!S_ISREG(st.st_mode)) {
+		f->reason = REASON_NOT_REGULAR;
+		r = -EBADFD;
+		goto fail_reason;
+	}
+	if ((uint64_t)st.st_dev != f->dev || (uint64_t)st.st_ino != f->ino) {
+		f->reason = REASON_REPLACED;
+		r = -ESTALE;
+		goto fail_reason;
+	}
+	f->size = (uint64_t)st.st_size;
+	f->blocks_bytes = (uint64_t)st.st_blocks * 512;
+	f->opened_once = true;
+	if (f->size > SPARSE_MIN_PAGES * d->page && f->blocks_bytes < f->size / 2) {
+		f->reason = REASON_SPARSE;
+		r = -EFBIG;
+		goto fail_reason;
+	}
+	if (f->reason == REASON_OPEN_FAILED || f->reason == REASON_SPARSE)
+		f->reason = REASON_NONE;
+	f->fd = fd;
+	return 0;
+fail:
+	f->open_errno = -r;
+	f->reason = REASON_OPEN_FAILED;
+fail_reason:
+	close(fd);
+	return r;
+}
+
+static void file_close(struct lfile *f)
+{
+	if (f->fd >= 0)
+		close(f->fd);
+	f->fd = -1;
+}
+
+static void unlock_piece(struct daemon *d, struct lfile *f, uint32_t i)
+{
+	struct piece *p = &f->pieces[i];
+
+	/* munmap also unlocks; the pages stay in the page cache, just evictable again. */
+	munmap(p->addr, p->len);
+	f->locked_bytes -= p->len;
+	d->locked_bytes -= p->len;
+	d->npieces--;
+	memmove(p, p + 1, (f->npieces - i - 1) * sizeof(*p));
+	f->npieces--;
+	d->locked_set_changed = true;
+}
+
+void file_unlock_all(struct daemon *d, struct lfile *f)
+{
+	if (f->npieces && log_enabled(LOG_DEBUG)) {
+		struct log_fields lf = { .path = f->path, .bytes = (int64_t)f->locked_bytes, .files = -1 };
+		log_full(LOG_DEBUG, &lf, 0, "unlocked %s (%llu bytes)", f->path,
+			 (unsigned long long)f->locked_bytes);
+	}
+	while (f->npieces)
+		unlock_piece(d, f, f->npieces - 1);
+	file_close(f);
+}
+
+int file_lock_range(struct daemon *d, struct lfile *f, uint64_t off, uint64_t len)
+{
+	/* The budget is a hard limit, checked here where bytes are locked, not only in planning. */
+	if (d->locked_bytes + len > d->budget_bytes)
+		return -EDQUOT;
+	if (f->npieces == f->cap_pieces) {
+		uint32_t ncap = f->cap_pieces ? f->cap_pieces * 2 : 2;
+		struct piece *n = realloc(f->pieces, ncap * sizeof(*n));
+		if (!n)
+			return -ENOMEM;
+		f->pieces = n;
+		f->cap_pieces = ncap;
+	}
+	void *a = mmap(NULL, len, PROT_READ, MAP_SHARED, f->fd, (off_t)off);
+	if (a == MAP_FAILED)
+		return -errno;
+	/* Under mlockall(MCL_FUTURE|MCL_ONFAULT) the new mapping is already lock-on-fault; mlock()
+	 * turns that into populate-and-lock. */
+	if (mlock(a, len) < 0) {
+		int r = -errno;
+		munmap(a, len);
+		return r;
+	}
+	uint32_t i = f->npieces;
+	while (i > 0 && f->pieces[i - 1].off > off)
+		i--;
+	memmove(&f->pieces[i + 1], &f->pieces[i], (f->npieces - i) * sizeof(struct piece));
+	f->pieces[i] = (struct piece){ .off = off, .len = len, .addr = a };
+	f->npieces++;
+	f->locked_bytes += len;
+	d->locked_bytes += len;
+	d->npieces++;
+	d->locked_set_changed = true;
+	return 0;
+}
+
+/* --- planning ------------------------------------------------------------------------------ */
+
+static uint64_t file_npages(const struct daemon *d, const struct lfile *f)
+{
+	return round_up(f->size, d->page) / d->page;
+}
+
+static bool whole_file(const struct daemon *d, const struct lfile *f)
+{
+	return f->always || d->cfg.what == WHAT_WHOLE;
+}
+
+/* Calls fn for each run [first, first+n) of pages the file should hold, in offset order. */
+typedef int (*run_fn)(struct daemon *d, struct lfile *f, uint64_t first, uint64_t n, void *ud);
+
+static int for_each_desired_run(struct daemon *d, struct lfile *f, run_fn fn, void *ud)
+{
+	uint64_t end = file_npages(d, f);
+	if (whole_file(d, f))
+		return end ? fn(d, f, 0, end, ud) : 0;
+	end = MIN(end, (uint64_t)f->want_npages);
+	uint64_t run_start = 0, run_end = 0;
+	bool in_run = false;
+	for (uint64_t p = 0; p < end; p++) {
+		if (p % 64 == 0 && f->want_bits[p / 64] == 0) {
+			p += 63;
+			continue;
+		}
+		if (!file_want_test(f, p))
+			continue;
+		if (in_run && p - run_end <= GAP_FILL_PAGES) {
+			run_end = p + 1;
+			continue;
+		}
+		if (in_run) {
+			int r = fn(d, f, run_start, run_end - run_start, ud);
+			if (r)
+				return r;
+		}
+		in_run = true;
+		run_start = p;
+		run_end = p + 1;
+	}
+	return in_run ? fn(d, f, run_start, run_end - run_start, ud) : 0;
+}
+
+static bool piece_wanted(const struct daemon *d, const struct lfile *f, const struct piece *p)
+{
+	uint64_t first = p->off / d->page, n = p->len / d->page, fend = file_npages(d, f);
+	if (whole_file(d, f))
+		return first < fend;
+	for (uint64_t i = first; i < first + n && i < fend; i++)
+		if (file_want_test(f, i))
+			return true;
+	return false;
+}
+
+struct add_ctx {
+	uint64_t cap_bytes;  /* left under max_file_size */
+	uint64_t add_bytes;  /* planned additions */
+	bool apply;
+	int err;
+};
+
+/* Subtracts the pieces already locked from a desired run and adds (or counts) the rest. */
+static int add_run(struct daemon *d, struct lfile *f, uint64_t first, uint64_t n, void *ud)
+{
+	struct add_ctx *c = ud;
+	uint64_t pos = first * d->page, end = (first + n) * d->page;
+
+	for (uint32_t i = 0; i <= f->npieces && pos < end && c->cap_bytes; i++) {
+		uint64_t gap_end = end;
+		if (i < f->npieces) {
+			const struct piece *p = &f->pieces[i];
+			if (p->off + p->len <= pos)
+				continue;
+			gap_end = MIN(end, p->off);
+		}
+		if (gap_end > pos) {
+			uint64_t len = MIN(gap_end - pos, c->cap_bytes);
+			if (c->apply) {
+				int r = file_lock_range(d, f, pos, len);
+				if (r < 0) {
+					c->err = r;
+					return 1;
+				}
+				i++; /* the new piece now sits at index i */
+			}
+			c->add_bytes += len;
+			c->cap_bytes -= len;
+		}
+		if (i < f->npieces)
+			pos = MAX(pos, f->pieces[i].off + f->pieces[i].len);
+	}
+	return 0;
+}
+
+/* Drops pieces nothing wants any more (and any over max_file_size); returns the bytes kept. */
+static uint64_t trim_pieces(struct daemon *d, struct lfile *f, bool apply)
+{
+	uint64_t kept = 0;
+	for (uint32_t i = 0; i < f->npieces;) {
+		const struct piece *p = &f->pieces[i];
+		bool keep = piece_wanted(d, f, p) && kept + p->len <= d->cfg.max_file_size_bytes;
+		if (keep) {
+			kept += p->len;
+			i++;
+		} else if (apply) {
+			unlock_piece(d, f, i);
+		} else {
+			i++;
+		}
+	}
+	return kept;
+}
+
+/* A file whose size changed under us: pages past a new end are gone (and touching them would
+ * SIGBUS, which we never do); unmap them so the accounting stays true. */
+static int file_refresh(struct daemon *d, struct lfile *f, bool *gone)
+{
+	struct stat st;
+	*gone = false;
+	if (f->fd < 0)
+		return 0;
+	if (fstat(f->fd, &st) < 0)
+		return -errno;
+	if (st.st_nlink == 0)
+		*gone = true;
+	uint64_t size = (uint64_t)st.st_size;
+	if (size == f->size)
+		return 0;
+	log_debug("%s: size changed from %llu to %llu bytes", f->path, (unsigned long long)f->size,
+		  (unsigned long long)size);
+	f->size = size;
+	uint64_t end = round_up(size, d->page);
+	for (uint32_t i = f->npieces; i > 0; i--) {
+		struct piece *p = &f->pieces[i - 1];
+		if (p->off >= end) {
+			unlock_piece(d, f, i - 1);
+		} else if (p->off + p->len > end) {
+			uint64_t cut = p->off + p->len - end;
+			munmap((char *)p->addr + (p->len - cut), cut);
+			p->len -= cut;
+			f->locked_bytes -= cut;
+			d->locked_bytes -= cut;
+			d->locked_set_changed = true;
+		}
+	}
+	if (d->cfg.what != WHAT_WHOLE)
+		(void)file_want_reserve(f, MIN(end / d->page, (uint64_t)(1u << 22)));
+	return 0;
+}
+
+/* Replaced or deleted on disk: the path no longer leads to this inode. */
+static bool file_replaced(struct daemon *d, struct lfile *f)
+{
+	struct stat st;
+	char buf[4200];
+	const char *path = f->path;
+	if (f->ns_pid) {
+		snprintf(buf, sizeof(buf), "%s/%d/root%s", d->proc_root, (int)f->ns_pid, f->path);
+		path = buf;
+	}
+	if (stat(path, &st) < 0)
+		return true;
+	return (uint64_t)st.st_dev != f->dev || (uint64_t)st.st_ino != f->ino;
+}
+
+/* Brings `always` files into the table; they need no process to map them. */
+static void track_always(struct daemon *d)
+{
+	for (uint32_t s = 0; s < d->files.nslots; s++)
+		d->files.slots[s].always = false;
+	for (size_t i = 0; i < d->cfg.always.n; i++) {
+		_cleanup_free_ char *path = realpath(d->cfg.always.v[i], NULL);
+		struct stat st;
+		bool created;
+		/* O_NOFOLLOW refuses symlinks: resolve them here, where the administrator named them. */
+		if (!path || stat(path, &st) < 0) {
+			log_debug("always: %s: %s, ignoring", d->cfg.always.v[i], strerror(errno));
+			continue;
+		}
+		int64_t s = file_table_get(&d->files, (uint64_t)st.st_dev, (uint64_t)st.st_ino, path,
+					   &created);
+		if (s < 0)
+			continue;
+		struct lfile *f = file_at(&d->files, (uint32_t)s);
+		f->always = true;
+		f->eligible = true;
+		if (created || (!f->opened_once && f->fd < 0))
+			(void)file_open_verified(d, f);
+	}
+}
+
+/* Decides what each file should be before selection. Returns false when it is no candidate. */
+static bool file_candidate(struct daemon *d, uint32_t slot, struct candidate *c)
+{
+	struct lfile *f = file_at(&d->files, slot);
+	bool gone = false;
+
+	if (f->npieces)
+		(void)file_refresh(d, f, &gone);
+	if (f->nprocs == 0 && !f->always) {
+		/* Unmapped: a replaced or deleted inode can never be mapped again; the rest waits
+		 * `keep` passes. */
+		bool expired = d->pass - f->last_seen_pass > d->cfg.keep_scans;
+		if (!f->npieces || gone || expired || file_replaced(d, f)) {
+			file_unlock_all(d, f);
+			file_table_remove(&d->files, slot);
+			return false;
+		}
+		f->reason = REASON_UNMAPPED;
+		f->plan_bytes = f->locked_bytes;
+		*c = (struct candidate){ .slot = slot, .want_bytes = f->locked_bytes,
+					 .keep_bytes = f->locked_bytes };
+		return true;
+	}
+	if (f->eligible && !f->opened_once && f->fd < 0 && d->force_full)
+		(void)file_open_verified(d, f);
+	bool usable = f->eligible && f->opened_once && f->reason != REASON_SPARSE &&
+		      f->reason != REASON_REPLACED && f->reason != REASON_NOT_REGULAR;
+	if (!usable) {
+		if (f->npieces)
+			file_unlock_all(d, f);
+		f->plan_bytes = 0;
+		return false;
+	}
+	struct add_ctx a = { .cap_bytes = d->cfg.max_file_size_bytes };
+	uint64_t kept = trim_pieces(d, f, false);
+	a.cap_bytes = kept < a.cap_bytes ? a.cap_bytes - kept : 0;
+	for_each_desired_run(d, f, add_run, &a);
+	f->tier = f->always ? 2 : f->critical ? 1 : 0;
+	*c = (struct candidate){ .slot = slot, .tier = f->tier, .nprocs = f->nprocs,
+				 .want_bytes = kept + a.add_bytes, .keep_bytes = kept };
+	return true;
+}
+
+static void report_lock_failure(struct daemon *d, struct lfile *f, int r)
+{
+	f->lock_errno = -r;
+	f->reason = REASON_LOCK_FAILED;
+	d->stats.lock_failed++;
+	if (d->warned & WARNED_LOCK_FAILED)
+		return;
+	d->warned |= WARNED_LOCK_FAILED;
+	if (r == -ENOMEM || r == -EAGAIN)
+		log_warning_errno(r, "cannot lock %s: out of lockable memory (memory cgroup limit, "
+				     "RLIMIT_MEMLOCK or vm.max_map_count); keeping what is locked, "
+				     "will retry (reported once)", f->path);
+	else
+		log_warning_errno(r, "cannot lock %s, ignoring (reported once)", f->path);
+}
+
+static void apply_full(struct daemon *d, struct lfile *f)
+{
+	struct add_ctx a = { .cap_bytes = d->cfg.max_file_size_bytes, .apply = true };
+	uint64_t kept = f->locked_bytes;
+
+	a.cap_bytes = kept < a.cap_bytes ? a.cap_bytes - kept : 0;
+	if (f->fd < 0 && file_open_verified(d, f) < 0)
+		return;
+	uint64_t before = f->locked_bytes;
+	for_each_desired_run(d, f, add_run, &a);
+	if (a.err)
+		report_lock_failure(d, f, a.err);
+	else if (f->reason == REASON_LOCK_FAILED)
+		f->reason = REASON_NONE;
+	if (f->locked_bytes != before && log_enabled(LOG_DEBUG)) {
+		struct log_fields lf = { .path = f->path, .bytes = (int64_t)f->locked_bytes, .files = -1 };
+		log_full(LOG_DEBUG, &lf, 0, "locked %s: %llu bytes in %u range(s), %u process(es)",
+			 f->path, (unsigned long long)f->locked_bytes, f->npieces, f->nprocs);
+	}
+	if (!f->npieces)
+		file_close(f);
+}
+
+int lock_pass(struct daemon *d)
+{
+	struct file_table *t = &d->files;
+	struct candidate *cand;
+	uint32_t n = 0;
+
+	track_always(d);
+	cand = malloc((t->nslots ? t->nslots : 1) * sizeof(*cand));
+	if (!cand)
+		return -ENOMEM;
+	for (uint32_t s = 0; s < t->nslots; s++)
+		if (t->slots[s].in_use && file_candidate(d, s, &cand[n]))
+			n++;
+	select_by_budget(cand, n, d->budget_bytes);
+
+	/* Unlock first, so the locked total never passes the budget, not even for a moment. */
+	for (uint32_t i = 0; i < n; i++) {
+		struct lfile *f = file_at(t, cand[i].slot);
+		if (f->reason == REASON_UNMAPPED && cand[i].decision != DECIDE_DROP)
+			continue;
+		if (cand[i].decision == DECIDE_DROP) {
+			f->plan_bytes = 0;
+			f->reason = cand[i].want_bytes ? REASON_BUDGET : REASON_EMPTY;
+			if (!d->dry_run)
+				file_unlock_all(d, f);
+		} else {
+			f->plan_bytes = cand[i].decision == DECIDE_FULL ? cand[i].want_bytes
+									: cand[i].keep_bytes;
+			f->reason = cand[i].decision == DECIDE_KEEP ? REASON_BUDGET_PARTLY
+				    : f->plan_bytes	    ? REASON_NONE
+								    : REASON_EMPTY;
+			if (!d->dry_run)
+				trim_pieces(d, f, true);
+		}
+	}
+	for (uint32_t i = 0; i < n && !d->dry_run; i++) {
+		struct lfile *f = file_at(t, cand[i].slot);
+		if (cand[i].decision == DECIDE_FULL && f->reason != REASON_UNMAPPED &&
+		    cand[i].want_bytes > f->locked_bytes)
+			apply_full(d, f);
+	}
+	free(cand);
+
+	d->locked_files = 0;
+	for (uint32_t s = 0; s < t->nslots; s++)
+		if (t->slots[s].in_use && t->slots[s].npieces)
+			d->locked_files++;
+	return 0;
+}
+
+void lock_release_all(struct daemon *d)
+{
+	for (uint32_t s = 0; s < d->files.nslots; s++)
+		if (d->files.slots[s].in_use)
+			file_unlock_all(d, &d->files.slots[s]);
+}
+
+/* Debug builds: ask the kernel what this process holds locked in our ranges (smaps VmFlags "lo",
+ * Rss), and compare with our count. smaps' Locked: is PSS-weighted, so it is not used. */
+int lock_verify_accounting(struct daemon *d)
+{
+	_cleanup_fclose_ FILE *f = fopen("/proc/self/smaps", "re");
+	char line[512];
+	unsigned long long start = 0, end = 0, rss_kb = 0, kernel_bytes = 0, kernel_rss = 0;
+	bool ours = false;
+
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long long a, b;
+		if (sscanf(line, "%llx-%llx ", &a, &b) == 2) {
+			start = a;
+			end = b;
+			ours = false;
+			for (uint32_t s = 0; s < d->files.nslots && !ours; s++) {
+				struct lfile *lf = &d->files.slots[s];
+				for (uint32_t i = 0; lf->in_use && i < lf->npieces; i++) {
+					uintptr_t pa = (uintptr_t)lf->pieces[i].addr;
+					if (start >= pa && end <= pa + lf->pieces[i].len) {
+						ours = true;
+						break;
+					}
+				}
+			}
+		} else if (sscanf(line, "Rss: %llu kB", &rss_kb) == 1) {
+			continue;
+		} else if (strncmp(line, "VmFlags:", 8) == 0 && ours && strstr(line, " lo")) {
+			kernel_bytes += end - start;
+			kernel_rss += rss_kb * 1024;
+		}
+	}
+	if (kernel_bytes != d->locked_bytes) {
+		log_error("accounting mismatch: kernel reports %llu bytes in locked ranges, we count %llu",
+			  kernel_bytes, (unsigned long long)d->locked_bytes);
+		return -EIO;
+	}
+	if (d->locked_bytes > d->budget_bytes) {
+		log_error("budget exceeded: %llu > %llu bytes", (unsigned long long)d->locked_bytes,
+			  (unsigned long long)d->budget_bytes);
+		return -EIO;
+	}
+	log_debug("accounting verified: %llu bytes locked, %llu resident", kernel_bytes, kernel_rss);
+	return 0;
+}

@@ -1,0 +1,266 @@
+/* prelockd: keep the code of running programs in memory. main() only calls run(), which returns
+ * one of the documented exit codes. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <linux/capability.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysinfo.h>
+
+#include "daemon.h"
+#include "log.h"
+
+enum {
+	EXIT_OK = 0,
+	EXIT_FAIL = 1,
+	EXIT_USAGE = 64,    /* EX_USAGE */
+	EXIT_NOPERM = 77,   /* EX_NOPERM: capability or resource limit */
+	EXIT_CONFIG = 78,   /* EX_CONFIG */
+};
+
+struct options {
+	const char *config;
+	const char *proc_root;
+	bool dry_run, json, test_config, reset_state, status, version, help;
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: prelockd [OPTION]...\n"
+		"Keep the code of running programs resident in memory (mlock).\n\n"
+		"  -c, --config FILE   config file (default: %s)\n"
+		"  -n, --dry-run       scan once, print the lock plan, lock nothing, exit\n"
+		"      --json          with --dry-run or --status: machine-readable output\n"
+		"  -t, --test-config   check the config, print \"configuration OK\" or every error\n"
+		"  -r, --reset-state   delete the saved state file, exit\n"
+		"  -s, --status        print what the running daemon has locked\n"
+		"  -V, --version       print the version\n"
+		"  -h, --help          print this help\n\n"
+		"Without options it runs in the foreground until SIGTERM; SIGHUP reloads the config,\n"
+		"SIGUSR1 rescans now. Exit codes: 0 ok, 1 failure, 64 usage, 77 privilege or\n"
+		"resource limit, 78 config error. See prelockd(8) and prelockd.conf(5).\n",
+		CONFIG_DEFAULT_PATH);
+}
+
+static int parse_args(int argc, char **argv, struct options *o)
+{
+	enum { OPT_JSON = 0x100, OPT_PROC_ROOT };
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "dry-run", no_argument, NULL, 'n' },
+		{ "json", no_argument, NULL, OPT_JSON },
+		{ "test-config", no_argument, NULL, 't' },
+		{ "reset-state", no_argument, NULL, 'r' },
+		{ "status", no_argument, NULL, 's' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },
+		/* For tests: scan a fake proc tree. */
+		{ "proc-root", required_argument, NULL, OPT_PROC_ROOT },
+		{ 0 },
+	};
+	int c;
+
+	*o = (struct options){ .config = CONFIG_DEFAULT_PATH, .proc_root = "/proc" };
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":c:ntrsVh", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'c': o->config = optarg; break;
+		case 'n': o->dry_run = true; break;
+		case OPT_JSON: o->json = true; break;
+		case 't': o->test_config = true; break;
+		case 'r': o->reset_state = true; break;
+		case 's': o->status = true; break;
+		case 'V': o->version = true; break;
+		case 'h': o->help = true; break;
+		case OPT_PROC_ROOT: o->proc_root = optarg; break;
+		case ':':
+			fprintf(stderr, "prelockd: option '%s' needs an argument\n", argv[optind - 1]);
+			return -EINVAL;
+		default:
+			if (optopt)
+				fprintf(stderr, "prelockd: unknown option '-%c'\n", optopt);
+			else
+				fprintf(stderr, "prelockd: unknown option '%s'\n", argv[optind - 1]);
+			return -EINVAL;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "prelockd: unexpected argument '%s'\n", argv[optind]);
+		return -EINVAL;
+	}
+	int modes = o->dry_run + o->test_config + o->reset_state + o->status;
+	if (modes > 1) {
+		fprintf(stderr, "prelockd: --dry-run, --test-config, --reset-state and --status "
+				"exclude each other\n");
+		return -EINVAL;
+	}
+	if (o->json && !o->dry_run && !o->status) {
+		fprintf(stderr, "prelockd: --json goes with --dry-run or --status\n");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static void print_config_error(void *userdata, const char *message)
+{
+	(void)userdata;
+	fprintf(stderr, "%s\n", message);
+}
+
+static bool have_cap(int cap)
+{
+	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct data[2] = { 0 };
+	if (syscall(SYS_capget, &h, data) < 0)
+		return false;
+	return (data[cap / 32].effective >> (cap % 32)) & 1u;
+}
+
+static void raise_nofile(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			log_debug("cannot raise RLIMIT_NOFILE, ignoring");
+	}
+}
+
+/* Without CAP_IPC_LOCK, RLIMIT_MEMLOCK caps what can be locked, including (after
+ * mlockall(MCL_FUTURE)) every page of our own heap and stack. Say exactly what to change. */
+static int check_lock_privilege(const struct daemon *d)
+{
+	struct rlimit rl;
+	char need[32];
+	const uint64_t self_headroom = 64ull << 20;
+
+	if (have_cap(CAP_IPC_LOCK))
+		return 0;
+	if (getrlimit(RLIMIT_MEMLOCK, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY)
+		return 0;
+	uint64_t want = d->budget_bytes + self_headroom;
+	if ((uint64_t)rl.rlim_cur >= want)
+		return 0;
+	fprintf(stderr,
+		"prelockd: cannot lock memory: CAP_IPC_LOCK is missing and RLIMIT_MEMLOCK is %llu KiB, "
+		"but the budget needs %s plus room for the daemon itself.\n"
+		"  Run as root, or grant CAP_IPC_LOCK (AmbientCapabilities=CAP_IPC_LOCK in the unit,\n"
+		"  or setpriv --inh-caps +ipc_lock --ambient-caps +ipc_lock), or raise the limit to at\n"
+		"  least %llu KiB (LimitMEMLOCK=%lluK in the unit; ulimit -l %llu in a shell).\n",
+		(unsigned long long)rl.rlim_cur / 1024, format_bytes(need, sizeof(need), d->budget_bytes),
+		(unsigned long long)want / 1024, (unsigned long long)want / 1024,
+		(unsigned long long)want / 1024);
+	return -EPERM;
+}
+
+static int lock_self(void)
+{
+	if (mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) == 0)
+		return 0;
+	int r = -errno;
+	fprintf(stderr,
+		"prelockd: mlockall(MCL_CURRENT|MCL_FUTURE|MCL_ONFAULT) failed: %s.\n"
+		"  Grant CAP_IPC_LOCK (run as root, or AmbientCapabilities=CAP_IPC_LOCK in the unit),\n"
+		"  or raise RLIMIT_MEMLOCK (LimitMEMLOCK=infinity in the unit; ulimit -l unlimited).\n",
+		strerror(-r));
+	return r;
+}
+
+static int daemon_init(struct daemon *d, const struct options *o, struct config *cfg)
+{
+	struct stat st;
+
+	*d = (struct daemon){ .cfg = *cfg, .config_path = o->config, .proc_root = o->proc_root,
+			      .proc_fd = -1, .page = page_size(), .self_pid = getpid(),
+			      .full_every = 10, .use_query = -1, .dry_run = o->dry_run,
+			      .json = o->json };
+	*cfg = (struct config){ 0 };
+	d->proc_fd = open(o->proc_root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (d->proc_fd < 0) {
+		fprintf(stderr, "prelockd: cannot open %s: %s\n", o->proc_root, strerror(errno));
+		return -errno;
+	}
+	if (stat("/proc/self/ns/mnt", &st) == 0)
+		d->self_mntns = (uint64_t)st.st_ino;
+	struct sysinfo si;
+	if (sysinfo(&si) == 0)
+		d->memtotal_bytes = (uint64_t)si.totalram * si.mem_unit;
+	d->budget_bytes = compute_budget(&d->cfg, d->memtotal_bytes, d->page);
+	return 0;
+}
+
+static int run(int argc, char **argv)
+{
+	struct options o;
+	struct config cfg;
+	struct daemon d;
+	int r;
+
+	if (parse_args(argc, argv, &o) < 0) {
+		fprintf(stderr, "Try 'prelockd --help'.\n");
+		return EXIT_USAGE;
+	}
+	if (o.help) {
+		usage(stdout);
+		return EXIT_OK;
+	}
+	if (o.version) {
+		printf("prelockd %s\n", PRELOCKD_VERSION);
+		return EXIT_OK;
+	}
+	r = config_load(o.config, &cfg, print_config_error, NULL);
+	if (r < 0)
+		return r == -EINVAL ? EXIT_CONFIG : (r == -ENOENT || r == -EACCES ? EXIT_CONFIG : EXIT_FAIL);
+	if (o.test_config) {
+		config_free(&cfg);
+		printf("configuration OK\n");
+		return EXIT_OK;
+	}
+	log_setup(cfg.log_level);
+	if (o.reset_state) {
+		r = state_reset(&cfg);
+		if (r < 0)
+			fprintf(stderr, "prelockd: cannot delete %s: %s\n", cfg.state_file, strerror(-r));
+		else
+			printf("state file %s removed\n", cfg.state_file);
+		config_free(&cfg);
+		return r < 0 ? EXIT_FAIL : EXIT_OK;
+	}
+	if (o.status) {
+		r = status_print(cfg.status_file, o.json);
+		config_free(&cfg);
+		return r < 0 ? EXIT_FAIL : EXIT_OK;
+	}
+
+	r = daemon_init(&d, &o, &cfg);
+	if (r < 0) {
+		daemon_free(&d);
+		return EXIT_FAIL;
+	}
+	if (o.dry_run) {
+		daemon_pass(&d);
+		dry_run_print(&d);
+		daemon_free(&d);
+		return EXIT_OK;
+	}
+	if (check_lock_privilege(&d) < 0 || lock_self() < 0) {
+		daemon_free(&d);
+		return EXIT_NOPERM;
+	}
+	raise_nofile();
+	state_restore(&d);
+	r = daemon_run(&d);
+	daemon_free(&d);
+	return r < 0 ? EXIT_FAIL : EXIT_OK;
+}
+
+int main(int argc, char **argv)
+{
+	return run(argc, argv);
+}

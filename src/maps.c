@@ -1,0 +1,400 @@
+/* /proc/PID/maps: a pure text parser and the PROCMAP_QUERY ioctl reader.
+ *
+ * Why two readers of the same data: the ioctl (Linux 6.11+) lets the kernel skip every anonymous
+ * and non-executable VMA and hands back start, end, offset, dev, inode and name in binary, so a
+ * pass over all processes costs about a third of reading and parsing the text (KERNEL-NOTES). On a
+ * busy machine that text is ~125k lines per pass. The text parser stays because older kernels
+ * answer the ioctl with ENOTTY/EINVAL, because it is a pure function the tests and fuzzers can
+ * feed fixtures, and because it is the reference the live test holds the ioctl to.
+ *
+ * Both readers agree on names: the text escapes only '\n' (as "\012"), the ioctl returns it raw;
+ * both append " (deleted)" to unlinked files, which we strip into e->deleted; and both keep only
+ * names that fit PATH_MAX with their NUL (see NAME_MAX_BYTES). */
+#include "maps.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <linux/fs.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/ioctl.h>
+
+#ifndef PROCMAP_QUERY
+/* Debian 12's uapi headers predate Linux 6.11; this is include/uapi/linux/fs.h from 6.11+. */
+#include <linux/types.h>
+
+#define PROCFS_IOCTL_MAGIC 'f'
+
+struct procmap_query {
+	__u64 size;
+	__u64 query_flags; /* in */
+	__u64 query_addr;  /* in */
+	__u64 vma_start;   /* out */
+	__u64 vma_end;     /* out */
+	__u64 vma_flags;   /* out: PROCMAP_QUERY_VMA_* */
+	__u64 vma_page_size;
+	__u64 vma_offset;
+	__u64 inode;
+	__u32 dev_major;
+	__u32 dev_minor;
+	__u32 vma_name_size; /* in: buffer size; out: name length + 1, or 0 for no name */
+	__u32 build_id_size;
+	__u64 vma_name_addr;
+	__u64 build_id_addr;
+};
+
+#define PROCMAP_QUERY _IOWR(PROCFS_IOCTL_MAGIC, 17, struct procmap_query)
+
+enum {
+	PROCMAP_QUERY_VMA_READABLE = 0x01,
+	PROCMAP_QUERY_VMA_WRITABLE = 0x02,
+	PROCMAP_QUERY_VMA_EXECUTABLE = 0x04,
+	PROCMAP_QUERY_VMA_SHARED = 0x08,
+	PROCMAP_QUERY_COVERING_OR_NEXT_VMA = 0x10,
+	PROCMAP_QUERY_FILE_BACKED_VMA = 0x20,
+};
+
+/* The ioctl number encodes the size: 0xc0686611, the value other users hard-code. */
+_Static_assert(sizeof(struct procmap_query) == 104, "struct procmap_query layout");
+#endif
+
+#define DELETED_SUFFIX " (deleted)"
+#define DELETED_SUFFIX_LEN (sizeof(DELETED_SUFFIX) - 1)
+
+/* The longest name kept, " (deleted)" included. PROCMAP_QUERY renders names with d_path into a
+ * PATH_MAX buffer and fails longer ones with ENAMETOOLONG; the text has no such limit. Using the
+ * same limit for the text keeps both readers reporting the same set, and no longer path could be
+ * opened anyway. */
+#define NAME_MAX_BYTES (PATH_MAX - 1)
+
+/* ---- text parser ---- */
+
+static bool hex_value(char c, unsigned *v)
+{
+	unsigned u = (unsigned char)c;
+
+	if (u - '0' < 10) {
+		*v = u - '0';
+		return true;
+	}
+	u |= 0x20; /* ASCII lower case */
+	if (u - 'a' < 6) {
+		*v = u - 'a' + 10;
+		return true;
+	}
+	return false;
+}
+
+/* At least one hex digit; fails on overflow of 64 bits rather than wrapping. */
+static bool parse_hex(const char **pp, const char *end, uint64_t *out)
+{
+	const char *p = *pp;
+	uint64_t v = 0;
+	unsigned d;
+
+	if (p == end || !hex_value(*p, &d))
+		return false;
+	do {
+		if (v >> 60)
+			return false;
+		v = v << 4 | d;
+		p++;
+	} while (p < end && hex_value(*p, &d));
+	*pp = p;
+	*out = v;
+	return true;
+}
+
+static bool parse_dec(const char **pp, const char *end, uint64_t *out)
+{
+	const char *p = *pp;
+	uint64_t v = 0;
+
+	if (p == end || (unsigned)(*p - '0') > 9)
+		return false;
+	do {
+		unsigned d = (unsigned)(*p - '0');
+
+		if (v > (UINT64_MAX - d) / 10)
+			return false;
+		v = v * 10 + d;
+		p++;
+	} while (p < end && (unsigned)(*p - '0') <= 9);
+	*pp = p;
+	*out = v;
+	return true;
+}
+
+static bool expect(const char **pp, const char *end, char c)
+{
+	if (*pp == end || **pp != c)
+		return false;
+	(*pp)++;
+	return true;
+}
+
+/* Exactly "[r-][w-][x-][sp]", as show_vma_header_prefix() prints it. */
+static bool parse_perms(const char **pp, const char *end, unsigned *perms)
+{
+	const char *p = *pp;
+	unsigned v = 0;
+
+	if (end - p < 4)
+		return false;
+	if (p[0] == 'r')
+		v |= MAP_PERM_READ;
+	else if (p[0] != '-')
+		return false;
+	if (p[1] == 'w')
+		v |= MAP_PERM_WRITE;
+	else if (p[1] != '-')
+		return false;
+	if (p[2] == 'x')
+		v |= MAP_PERM_EXEC;
+	else if (p[2] != '-')
+		return false;
+	if (p[3] == 's')
+		v |= MAP_PERM_SHARED;
+	else if (p[3] != 'p')
+		return false;
+	*pp = p + 4;
+	*perms = v;
+	return true;
+}
+
+/* Copies [s, e) into out (NAME_MAX_BYTES + 1 bytes), turning "\012" into '\n': seq_path()
+ * escapes only newline, so any other backslash is literal. Fails on an over-long name or an
+ * embedded NUL, which no kernel-made name contains. */
+static bool decode_name(const char *s, const char *e, char *out, size_t *out_len)
+{
+	size_t n = 0;
+
+	while (s < e) {
+		const char *bs = memchr(s, '\\', (size_t)(e - s));
+		const char *stop = bs ? bs : e;
+		size_t chunk = (size_t)(stop - s);
+
+		if (chunk > NAME_MAX_BYTES - n)
+			return false;
+		memcpy(out + n, s, chunk);
+		n += chunk;
+		s = stop;
+		if (!bs)
+			break;
+		if (n == NAME_MAX_BYTES)
+			return false;
+		if (e - s >= 4 && memcmp(s, "\\012", 4) == 0) {
+			out[n++] = '\n';
+			s += 4;
+		} else {
+			out[n++] = '\\';
+			s++;
+		}
+	}
+	if (memchr(out, '\0', n))
+		return false;
+	out[n] = '\0';
+	*out_len = n;
+	return true;
+}
+
+/* Strips " (deleted)" from a NUL-terminated name of length n and fills the name fields of e. */
+static void set_name(struct map_entry *e, char *name, size_t n)
+{
+	e->deleted = n >= DELETED_SUFFIX_LEN &&
+		     memcmp(name + n - DELETED_SUFFIX_LEN, DELETED_SUFFIX, DELETED_SUFFIX_LEN) == 0;
+	if (e->deleted) {
+		n -= DELETED_SUFFIX_LEN;
+		name[n] = '\0';
+	}
+	e->path = name;
+	e->path_len = n;
+	e->kind = map_classify(name);
+}
+
+/* Parses one line [p, eol) without its '\n'. name_buf holds NAME_MAX_BYTES + 1 bytes. */
+static bool parse_line(const char *p, const char *eol, char *name_buf, struct map_entry *e)
+{
+	uint64_t major, minor;
+	size_t name_len;
+
+	*e = (struct map_entry){ 0 };
+	if (!parse_hex(&p, eol, &e->start) || !expect(&p, eol, '-') ||
+	    !parse_hex(&p, eol, &e->end) || !expect(&p, eol, ' ') ||
+	    !parse_perms(&p, eol, &e->perms) || !expect(&p, eol, ' ') ||
+	    !parse_hex(&p, eol, &e->offset) || !expect(&p, eol, ' ') ||
+	    !parse_hex(&p, eol, &major) || !expect(&p, eol, ':') || !parse_hex(&p, eol, &minor) ||
+	    !expect(&p, eol, ' ') || !parse_dec(&p, eol, &e->inode))
+		return false;
+	if (e->start > e->end || major > UINT_MAX || minor > UINT_MAX)
+		return false;
+	e->dev_major = (unsigned)major;
+	e->dev_minor = (unsigned)minor;
+
+	/* The kernel always prints a space after the inode, then pads to a column only when a name
+	 * follows. No name starts with a space (paths start with '/'), so all leading spaces are
+	 * padding; trailing ones belong to the name. */
+	if (p < eol && *p != ' ')
+		return false;
+	while (p < eol && *p == ' ')
+		p++;
+	if (!decode_name(p, eol, name_buf, &name_len))
+		return false;
+	set_name(e, name_buf, name_len);
+	return true;
+}
+
+int maps_parse_buf(const char *buf, size_t len, map_entry_fn fn, void *userdata,
+		   unsigned *n_malformed)
+{
+	/* One buffer for the whole walk: no allocation per line. */
+	char name_buf[NAME_MAX_BYTES + 1];
+	const char *p = buf, *end;
+	unsigned bad = 0;
+	int r = 0;
+
+	if (len == 0)
+		goto out;
+	end = buf + len;
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		const char *eol = nl ? nl : end;
+		struct map_entry e;
+
+		if (parse_line(p, eol, name_buf, &e)) {
+			r = fn(&e, userdata);
+			if (r != 0)
+				break;
+		} else if (bad < UINT_MAX) {
+			bad++;
+		}
+		p = nl ? nl + 1 : end;
+	}
+out:
+	if (n_malformed)
+		*n_malformed = bad;
+	return r;
+}
+
+bool map_entry_is_exec_file(const struct map_entry *e)
+{
+	return e->kind == MAP_KIND_FILE && (e->perms & MAP_PERM_EXEC);
+}
+
+static bool is_sysv_name(const char *name)
+{
+	unsigned d;
+
+	if (strncmp(name, "/SYSV", 5) != 0)
+		return false;
+	for (int i = 5; i < 13; i++)
+		if (!hex_value(name[i], &d)) /* stops at the NUL too */
+			return false;
+	return name[13] == '\0';
+}
+
+enum map_kind map_classify(const char *name)
+{
+	if (!name || name[0] == '\0')
+		return MAP_KIND_ANON;
+	if (name[0] == '[')
+		return name[strlen(name) - 1] == ']' ? MAP_KIND_SPECIAL : MAP_KIND_OTHER;
+	if (name[0] != '/')
+		return MAP_KIND_OTHER;
+	if (strncmp(name, "/dev/", 5) == 0)
+		return MAP_KIND_DEVICE;
+	if (strncmp(name, "/memfd:", 7) == 0)
+		return MAP_KIND_MEMFD;
+	if (is_sysv_name(name))
+		return MAP_KIND_SYSV;
+	return MAP_KIND_FILE;
+}
+
+/* ---- PROCMAP_QUERY ---- */
+
+#define QUERY_FLAGS                                                                                \
+	(PROCMAP_QUERY_COVERING_OR_NEXT_VMA | PROCMAP_QUERY_FILE_BACKED_VMA |                      \
+	 PROCMAP_QUERY_VMA_EXECUTABLE)
+
+/* Asks for the first matching VMA at or above addr; name may be NULL with name_size 0. */
+static int query_vma(int fd, struct procmap_query *q, uint64_t addr, char *name, uint32_t name_size)
+{
+	*q = (struct procmap_query){
+		.size = sizeof(*q),
+		.query_flags = QUERY_FLAGS,
+		.query_addr = addr,
+		.vma_name_size = name_size,
+		.vma_name_addr = (uint64_t)(uintptr_t)name,
+	};
+	if (ioctl(fd, PROCMAP_QUERY, q) < 0)
+		return -errno;
+	return 0;
+}
+
+static unsigned perms_from_vma_flags(uint64_t f)
+{
+	return (f & PROCMAP_QUERY_VMA_READABLE ? MAP_PERM_READ : 0) |
+	       (f & PROCMAP_QUERY_VMA_WRITABLE ? MAP_PERM_WRITE : 0) |
+	       (f & PROCMAP_QUERY_VMA_EXECUTABLE ? MAP_PERM_EXEC : 0) |
+	       (f & PROCMAP_QUERY_VMA_SHARED ? MAP_PERM_SHARED : 0);
+}
+
+/* Turns one answer into an entry for fn; a name that does not fit is skipped (returns 0). */
+static int emit_vma(const struct procmap_query *q, char *name, size_t name_size, map_entry_fn fn,
+		    void *userdata)
+{
+	struct map_entry e = {
+		.start = q->vma_start,
+		.end = q->vma_end,
+		.offset = q->vma_offset,
+		.inode = q->inode,
+		.dev_major = q->dev_major,
+		.dev_minor = q->dev_minor,
+		.perms = perms_from_vma_flags(q->vma_flags),
+	};
+	/* vma_name_size counts the NUL; 0 means no name. The kernel caps names at PATH_MAX, which
+	 * is smaller than our buffer, so the check only guards against a kernel we do not know. */
+	size_t n = q->vma_name_size ? q->vma_name_size - 1 : 0;
+
+	if (n > NAME_MAX_BYTES || n >= name_size)
+		return 0;
+	name[n] = '\0';
+	set_name(&e, name, n);
+	return fn(&e, userdata);
+}
+
+int maps_query_fd(int fd, map_entry_fn fn, void *userdata)
+{
+	char name[PATH_MAX + 32];
+	struct procmap_query q;
+	uint64_t addr = 0;
+	bool answered = false;
+
+	for (;;) {
+		int r = query_vma(fd, &q, addr, name, (uint32_t)sizeof(name));
+		bool skip = false;
+
+		/* d_path() of a name longer than PATH_MAX fails the whole query, vma_end included:
+		 * ask again without the name to learn where to resume. (The uapi comment says
+		 * E2BIG, the code returns ENAMETOOLONG.) The text parser drops the same names. */
+		if (r == -ENAMETOOLONG || r == -E2BIG) {
+			r = query_vma(fd, &q, addr, NULL, 0);
+			skip = true;
+		}
+		if (r == -ENOENT)
+			return 0; /* no more matching VMAs */
+		if (r < 0)
+			/* ENOTTY/EINVAL tell the caller to fall back to the text, which would
+			 * repeat what fn has already seen if it came after a good answer. */
+			return answered && (r == -ENOTTY || r == -EINVAL) ? -EIO : r;
+		answered = true;
+		if (q.vma_end <= addr)
+			return -EIO; /* a kernel that does not move forward would loop us forever */
+		addr = q.vma_end;
+		if (!skip) {
+			r = emit_vma(&q, name, sizeof(name), fn, userdata);
+			if (r != 0)
+				return r;
+		}
+	}
+}

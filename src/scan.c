@@ -1,0 +1,475 @@
+/* Discovery: walk /proc, keep a cache of each process's executable file mappings, and re-read
+ * only the processes whose mappings may have changed.
+ *
+ * The change signal, read from /proc/PID/stat in one small read: starttime (a reused pid),
+ * vsize (mmap and munmap move it) and minflt+majflt summed over all threads (a page cannot enter
+ * a process's page tables without a fault, so `resident` data cannot grow without it). A process
+ * that is equal in all three since the last pass has, short of an munmap+mmap of the very same
+ * size without touching a page, the same mappings and pages; every `full_every` passes everything
+ * is re-read anyway to close that gap. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+
+#include "daemon.h"
+#include "log.h"
+#include "maps.h"
+
+#define PF_KTHREAD 0x00200000ul
+#define PM_PRESENT (1ull << 63)
+#define PM_FILE (1ull << 61)
+#define PAGEMAP_BATCH 512
+/* A bitmap larger than this (16 GiB of 4 KiB pages, 512 KiB of bits) is not worth its memory. */
+#define MAX_WANT_PAGES (1u << 22)
+
+int parse_proc_stat(const char *buf, size_t len, struct proc_stat *st)
+{
+	const char *open = memchr(buf, '(', len), *close = NULL;
+	/* comm may itself contain ')' and spaces: the last ')' ends it. */
+	for (size_t i = len; i > 0; i--)
+		if (buf[i - 1] == ')') {
+			close = buf + i - 1;
+			break;
+		}
+	if (!open || !close || close < open)
+		return -EINVAL;
+	size_t clen = MIN((size_t)(close - open - 1), sizeof(st->comm) - 1);
+	memcpy(st->comm, open + 1, clen);
+	st->comm[clen] = '\0';
+
+	/* Fields after comm, numbered as in proc(5): 3 state, 9 flags, 10 minflt, 12 majflt,
+	 * 22 starttime, 23 vsize. */
+	const char *p = close + 1, *end = buf + len;
+	uint64_t v[24] = { 0 };
+	for (int field = 3; field <= 23; field++) {
+		while (p < end && *p == ' ')
+			p++;
+		if (p >= end)
+			return -EINVAL;
+		if (field == 3) {
+			p++;
+			continue;
+		}
+		bool neg = *p == '-';
+		if (neg)
+			p++;
+		if (p >= end || *p < '0' || *p > '9')
+			return -EINVAL;
+		uint64_t x = 0;
+		while (p < end && *p >= '0' && *p <= '9') {
+			if (x > (UINT64_MAX - 9) / 10)
+				return -EINVAL;
+			x = x * 10 + (uint64_t)(*p++ - '0');
+		}
+		if (p < end && *p != ' ' && *p != '\n')
+			return -EINVAL;
+		v[field] = neg ? 0 : x;
+	}
+	st->flags = (unsigned long)v[9];
+	st->minflt = v[10];
+	st->majflt = v[12];
+	st->starttime = v[22];
+	st->vsize = v[23];
+	return 0;
+}
+
+int parse_proc_cgroup(const char *buf, size_t len, char *out, size_t outlen)
+{
+	const char *p = buf, *end = buf + len;
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		const char *le = nl ? nl : end;
+		if (le - p >= 3 && memcmp(p, "0::", 3) == 0) {
+			size_t n = (size_t)(le - p - 3);
+			if (n >= outlen)
+				return -ENAMETOOLONG;
+			memcpy(out, p + 3, n);
+			out[n] = '\0';
+			return 0;
+		}
+		p = le + 1;
+	}
+	return -ENOENT;
+}
+
+struct scan_one {
+	struct daemon *d;
+	struct proc *p;
+	char pid_dir[32];
+	int pagemap_fd;
+	bool other_ns;
+};
+
+static uint64_t file_pages(const struct daemon *d, const struct lfile *f)
+{
+	return MIN(round_up(f->size, d->page) / d->page, (uint64_t)MAX_WANT_PAGES);
+}
+
+/* Decides, once per file, whether its path qualifies, and opens it to learn its size. */
+static void file_first_seen(struct daemon *d, struct lfile *f, bool deleted, pid_t ns_pid)
+{
+	f->ns_pid = ns_pid;
+	if (deleted) {
+		f->deleted_only = true;
+		f->eligible = false;
+		f->reason = REASON_DELETED;
+		return;
+	}
+	file_check_evaluate(d, f);
+	if (f->eligible && file_open_verified(d, f) == 0 && d->cfg.what != WHAT_WHOLE)
+		(void)file_want_reserve(f, file_pages(d, f));
+}
+
+static int read_pagemap(struct scan_one *c, struct lfile *f, const struct map_entry *e)
+{
+	struct daemon *d = c->d;
+	uint64_t first = e->start / d->page, n = (e->end - e->start) / d->page;
+	uint64_t pgoff = e->offset / d->page;
+
+	if (c->pagemap_fd < 0) {
+		char path[48];
+		snprintf(path, sizeof(path), "%s/pagemap", c->pid_dir);
+		c->pagemap_fd = openat(d->proc_fd, path, O_RDONLY | O_CLOEXEC);
+		if (c->pagemap_fd < 0)
+			return -errno;
+	}
+	if (!d->pagemap_buf) {
+		d->pagemap_buf = malloc(PAGEMAP_BATCH * sizeof(uint64_t));
+		if (!d->pagemap_buf)
+			return -ENOMEM;
+	}
+	/* Pages past the file's end (or past the bitmap) cannot be locked: do not read them. */
+	if (pgoff >= f->want_npages)
+		return 0;
+	n = MIN(n, f->want_npages - pgoff);
+	for (uint64_t done = 0; done < n;) {
+		uint64_t batch = MIN(n - done, (uint64_t)PAGEMAP_BATCH);
+		ssize_t r = pread(c->pagemap_fd, d->pagemap_buf, batch * 8, (off_t)((first + done) * 8));
+		if (r < 0)
+			return -errno;
+		if (r == 0)
+			break;
+		uint64_t got = (uint64_t)r / 8;
+		for (uint64_t i = 0; i < got; i++) {
+			uint64_t pm = d->pagemap_buf[i];
+			if ((pm & PM_PRESENT) && (pm & PM_FILE))
+				file_want_set_range(f, pgoff + done + i, 1);
+		}
+		done += got;
+	}
+	return 0;
+}
+
+static int add_pmap(struct proc *p, uint32_t slot, uint64_t pgoff, uint64_t npages)
+{
+	if (pgoff > UINT32_MAX || npages > UINT32_MAX)
+		return 0; /* beyond 16 TiB: nothing prelockd could lock anyway */
+	if (p->nmaps % 16 == 0) {
+		struct pmap *n = realloc(p->maps, (p->nmaps + 16) * sizeof(*n));
+		if (!n)
+			return -ENOMEM;
+		p->maps = n;
+	}
+	p->maps[p->nmaps++] = (struct pmap){ slot, (uint32_t)pgoff, (uint32_t)npages };
+	return 0;
+}
+
+static int on_mapping(const struct map_entry *e, void *userdata)
+{
+	struct scan_one *c = userdata;
+	struct daemon *d = c->d;
+	bool created;
+
+	if (!map_entry_is_exec_file(e))
+		return 0;
+	d->stats.mappings++;
+	int64_t s = file_table_get(&d->files, makedev(e->dev_major, e->dev_minor), e->inode,
+				   e->path, &created);
+	if (s < 0)
+		return (int)s;
+	struct lfile *f = file_at(&d->files, (uint32_t)s);
+	if (created)
+		file_first_seen(d, f, e->deleted, c->other_ns ? c->p->pid : 0);
+	int r = add_pmap(c->p, (uint32_t)s, e->offset / d->page, (e->end - e->start) / d->page);
+	if (r < 0)
+		return r;
+	if (d->cfg.what == WHAT_RESIDENT && f->eligible && f->want_npages) {
+		r = read_pagemap(c, f, e);
+		if (r == -ENOMEM)
+			return r;
+		/* Any other error: the process is going away; its maps still count. */
+	}
+	return 0;
+}
+
+static int read_mappings(struct scan_one *c)
+{
+	struct daemon *d = c->d;
+	char path[48];
+	unsigned malformed = 0;
+
+	snprintf(path, sizeof(path), "%s/maps", c->pid_dir);
+	_cleanup_close_ int fd = openat(d->proc_fd, path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	c->p->nmaps = 0;
+	if (d->use_query != 0) {
+		int r = maps_query_fd(fd, on_mapping, c);
+		if (r != -ENOTTY && r != -EINVAL) {
+			d->use_query = 1;
+			return r;
+		}
+		if (d->use_query < 0)
+			log_debug("PROCMAP_QUERY unsupported here, parsing maps as text");
+		d->use_query = 0;
+		c->p->nmaps = 0;
+	}
+	int r = buf_read_fd(&d->buf, fd);
+	if (r < 0)
+		return r;
+	r = maps_parse_buf(d->buf.data, d->buf.len, on_mapping, c, &malformed);
+	if (malformed) {
+		d->stats.maps_malformed += malformed;
+		if (!(d->warned & WARNED_MALFORMED)) {
+			log_warning("%s: %u malformed line(s) skipped, ignoring (reported once)", path,
+				    malformed);
+			d->warned |= WARNED_MALFORMED;
+		}
+	}
+	return r;
+}
+
+static bool proc_is_critical(struct daemon *d, struct scan_one *c, const char *comm)
+{
+	char path[48], cg[1024];
+
+	if (strv_contains(&d->cfg.critical_names, comm))
+		return true;
+	if (!d->cfg.critical_cgroups.n)
+		return false;
+	snprintf(path, sizeof(path), "%s/cgroup", c->pid_dir);
+	if (buf_read_at(&d->buf, d->proc_fd, path) < 0)
+		return false;
+	if (parse_proc_cgroup(d->buf.data, d->buf.len, cg, sizeof(cg)) < 0)
+		return false;
+	return regex_list_match(&d->cfg.critical_cgroups, cg);
+}
+
+static bool other_mount_ns(struct daemon *d, struct scan_one *c)
+{
+	char path[48];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/ns/mnt", c->pid_dir);
+	if (fstatat(d->proc_fd, path, &st, 0) < 0)
+		return false;
+	return (uint64_t)st.st_ino != d->self_mntns;
+}
+
+enum { SCAN_KEEP, SCAN_DROP };
+
+static int scan_pid(struct daemon *d, struct proc *p, bool full)
+{
+	struct scan_one c = { .d = d, .p = p, .pagemap_fd = -1 };
+	struct proc_stat st;
+	char path[48];
+	int r;
+
+	snprintf(c.pid_dir, sizeof(c.pid_dir), "%d", (int)p->pid);
+	snprintf(path, sizeof(path), "%d/stat", (int)p->pid);
+	r = buf_read_at(&d->buf, d->proc_fd, path);
+	if (r < 0)
+		return r;
+	if (parse_proc_stat(d->buf.data, d->buf.len, &st) < 0) {
+		d->stats.procs_bad++;
+		return -EBADMSG;
+	}
+	if (st.flags & PF_KTHREAD)
+		return SCAN_DROP;
+	uint64_t faults = st.minflt + st.majflt;
+	if (!full && p->starttime == st.starttime && p->vsize == st.vsize && p->faults == faults)
+		return SCAN_KEEP;
+
+	d->stats.procs_read++;
+	p->critical = proc_is_critical(d, &c, st.comm);
+	if (d->cfg.only_critical && !p->critical) {
+		p->nmaps = 0;
+	} else {
+		c.other_ns = other_mount_ns(d, &c);
+		r = read_mappings(&c);
+		if (c.pagemap_fd >= 0)
+			close(c.pagemap_fd);
+		if (r < 0)
+			return r;
+	}
+	p->starttime = st.starttime;
+	p->vsize = st.vsize;
+	p->faults = faults;
+	return SCAN_KEEP;
+}
+
+static int cmp_pid(const void *a, const void *b)
+{
+	pid_t x = *(const pid_t *)a, y = *(const pid_t *)b;
+	return (x > y) - (x < y);
+}
+
+/* Numeric entries of the proc root, sorted. */
+static int list_pids(struct daemon *d, pid_t **out, uint32_t *n)
+{
+	int dfd = openat(d->proc_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return -errno;
+	DIR *dir = fdopendir(dfd);
+	if (!dir) {
+		close(dfd);
+		return -errno;
+	}
+	pid_t *pids = NULL;
+	uint32_t cnt = 0, cap = 0;
+	struct dirent *de;
+	while ((de = readdir(dir))) {
+		char *end;
+		long v = strtol(de->d_name, &end, 10);
+		if (*end || v <= 0 || v > INT32_MAX || v == d->self_pid)
+			continue;
+		if (cnt == cap) {
+			cap = cap ? cap * 2 : 512;
+			pid_t *np = realloc(pids, cap * sizeof(*np));
+			if (!np) {
+				free(pids);
+				closedir(dir);
+				return -ENOMEM;
+			}
+			pids = np;
+		}
+		pids[cnt++] = (pid_t)v;
+	}
+	closedir(dir);
+	qsort(pids, cnt, sizeof(*pids), cmp_pid);
+	*out = pids;
+	*n = cnt;
+	return 0;
+}
+
+static void note_error(struct daemon *d, pid_t pid, int r)
+{
+	if (r == -ESRCH || r == -ENOENT) {
+		d->stats.procs_vanished++; /* exited while we looked: normal */
+	} else if (r == -EACCES || r == -EPERM) {
+		d->stats.procs_denied++;
+		if (!(d->warned & WARNED_DENIED)) {
+			log_warning_errno(r, "cannot read the mappings of pid %d (CAP_SYS_PTRACE missing?), "
+					     "skipping such processes (reported once)", (int)pid);
+			d->warned |= WARNED_DENIED;
+		}
+	} else if (!(d->warned & WARNED_BAD_PROC)) {
+		log_warning_errno(r, "pid %d: unreadable process data, ignoring (reported once)", (int)pid);
+		d->warned |= WARNED_BAD_PROC;
+	}
+}
+
+int scan_processes(struct daemon *d)
+{
+	pid_t *pids = NULL;
+	uint32_t npids = 0, old = 0;
+	bool full = d->force_full || d->full_every <= 1 || d->pass % d->full_every == 1;
+	int r = list_pids(d, &pids, &npids);
+	if (r < 0)
+		return r;
+	struct proc *np = calloc(npids ? npids : 1, sizeof(*np));
+	if (!np) {
+		free(pids);
+		return -ENOMEM;
+	}
+	uint32_t n = 0;
+	for (uint32_t i = 0; i < npids; i++) {
+		while (old < d->nprocs && d->procs[old].pid < pids[i])
+			free(d->procs[old++].maps);
+		struct proc *p = &np[n];
+		if (old < d->nprocs && d->procs[old].pid == pids[i])
+			*p = d->procs[old++];
+		else
+			*p = (struct proc){ .pid = pids[i], .starttime = UINT64_MAX };
+		d->stats.procs++;
+		r = scan_pid(d, p, full);
+		if (r == -ENOMEM) {
+			free(p->maps);
+			goto oom;
+		}
+		if (r == SCAN_KEEP) {
+			n++;
+			continue;
+		}
+		if (r < 0)
+			note_error(d, p->pid, r);
+		free(p->maps);
+	}
+	while (old < d->nprocs)
+		free(d->procs[old++].maps);
+	free(d->procs);
+	free(pids);
+	d->procs = np;
+	d->nprocs = n;
+	d->cap_procs = npids;
+	d->force_full = false;
+	return 0;
+oom:
+	/* Keep what was scanned; the rest is freed. The next pass tries again. */
+	for (uint32_t i = 0; i < n; i++)
+		free(np[i].maps);
+	for (; old < d->nprocs; old++)
+		free(d->procs[old].maps);
+	free(np);
+	free(pids);
+	free(d->procs);
+	d->procs = NULL;
+	d->nprocs = 0;
+	return -ENOMEM;
+}
+
+void procs_free(struct daemon *d)
+{
+	for (uint32_t i = 0; i < d->nprocs; i++)
+		free(d->procs[i].maps);
+	free(d->procs);
+	d->procs = NULL;
+	d->nprocs = 0;
+}
+
+/* Recomputes, for every file, how many processes map it, whether a critical one does, and (in
+ * `mapped` mode) which pages are mapped. */
+void scan_aggregate(struct daemon *d)
+{
+	struct file_table *t = &d->files;
+	bool mapped = d->cfg.what == WHAT_MAPPED;
+
+	for (uint32_t s = 0; s < t->nslots; s++) {
+		struct lfile *f = &t->slots[s];
+		if (!f->in_use)
+			continue;
+		f->nprocs = 0;
+		f->critical = false;
+		f->last_proc_mark = 0;
+		if (mapped)
+			file_want_clear(f);
+	}
+	for (uint32_t i = 0; i < d->nprocs; i++) {
+		struct proc *p = &d->procs[i];
+		for (uint32_t k = 0; k < p->nmaps; k++) {
+			struct lfile *f = &t->slots[p->maps[k].slot];
+			if (f->last_proc_mark != i + 1) {
+				f->last_proc_mark = i + 1;
+				f->nprocs++;
+			}
+			f->critical |= p->critical;
+			f->last_seen_pass = d->pass;
+			if (mapped && f->want_npages)
+				file_want_set_range(f, p->maps[k].pgoff, p->maps[k].npages);
+		}
+	}
+}

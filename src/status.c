@@ -1,0 +1,270 @@
+/* What is locked, for people and programs: the status file (JSON, rewritten atomically each
+ * pass), `prelockd --status`, and the --dry-run plan. The status file puts one locked file per
+ * line so that --status can read it back without a general JSON parser. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "daemon.h"
+#include "log.h"
+
+struct out {
+	char *s;
+	size_t len, cap;
+	int err;
+};
+
+static void outf(struct out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void outf(struct out *o, const char *fmt, ...)
+{
+	va_list ap;
+	while (!o->err) {
+		va_start(ap, fmt);
+		int n = vsnprintf(o->s ? o->s + o->len : NULL, o->s ? o->cap - o->len : 0, fmt, ap);
+		va_end(ap);
+		if (n < 0) {
+			o->err = -EINVAL;
+			return;
+		}
+		if (o->s && (size_t)n < o->cap - o->len) {
+			o->len += (size_t)n;
+			return;
+		}
+		size_t ncap = (o->cap + (size_t)n + 1) * 2;
+		char *p = realloc(o->s, ncap);
+		if (!p) {
+			o->err = -ENOMEM;
+			return;
+		}
+		o->s = p;
+		o->cap = ncap;
+	}
+}
+
+static void out_json_string(struct out *o, const char *s)
+{
+	outf(o, "\"");
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c == '"' || c == '\\')
+			outf(o, "\\%c", c);
+		else if (c < 0x20 || c == 0x7f)
+			outf(o, "\\u%04x", c);
+		else
+			outf(o, "%c", c);
+	}
+	outf(o, "\"");
+}
+
+static int cmp_slot_bytes(const void *a, const void *b, void *ud)
+{
+	const struct file_table *t = ud;
+	const struct lfile *x = &t->slots[*(const uint32_t *)a], *y = &t->slots[*(const uint32_t *)b];
+	uint64_t bx = x->npieces ? x->locked_bytes : x->plan_bytes;
+	uint64_t by = y->npieces ? y->locked_bytes : y->plan_bytes;
+	if (bx != by)
+		return bx > by ? -1 : 1;
+	return strcmp(x->path, y->path);
+}
+
+/* Slots of the files to show, largest first. all: every file seen, else only locked ones. */
+static uint32_t *sorted_slots(struct daemon *d, bool all, uint32_t *n)
+{
+	uint32_t *v = malloc((d->files.nslots ? d->files.nslots : 1) * sizeof(*v)), k = 0;
+	if (!v)
+		return NULL;
+	for (uint32_t s = 0; s < d->files.nslots; s++) {
+		const struct lfile *f = &d->files.slots[s];
+		if (f->in_use && (all || f->npieces))
+			v[k++] = s;
+	}
+	qsort_r(v, k, sizeof(*v), cmp_slot_bytes, &d->files);
+	*n = k;
+	return v;
+}
+
+int status_write(struct daemon *d)
+{
+	struct out o = { 0 };
+	uint32_t n;
+
+	if (!d->cfg.status_file || !*d->cfg.status_file)
+		return 0;
+	_cleanup_free_ uint32_t *slots = sorted_slots(d, false, &n);
+	if (!slots)
+		return -ENOMEM;
+	outf(&o, "{\n\"version\": 1,\n\"pid\": %d,\n\"pass\": %u,\n\"updated_realtime_usec\": %" PRIu64
+		 ",\n\"what\": \"%s\",\n\"interval_usec\": %" PRIu64 ",\n\"files\": %u,\n"
+		 "\"locked_bytes\": %" PRIu64 ",\n\"budget_bytes\": %" PRIu64 ",\n\"processes\": %u,\n"
+		 "\"locked\": [\n",
+	     (int)d->self_pid, d->pass, now_usec(CLOCK_REALTIME), lock_what_to_string(d->cfg.what),
+	     d->cfg.interval_usec, d->locked_files, d->locked_bytes, d->budget_bytes, d->nprocs);
+	for (uint32_t i = 0; i < n; i++) {
+		const struct lfile *f = &d->files.slots[slots[i]];
+		outf(&o, "{\"path\": ");
+		out_json_string(&o, f->path);
+		outf(&o, ", \"bytes\": %" PRIu64 ", \"size\": %" PRIu64 ", \"ranges\": %u, "
+			 "\"processes\": %u, \"critical\": %s}%s\n",
+		     f->locked_bytes, f->size, f->npieces, f->nprocs,
+		     f->critical || f->always ? "true" : "false", i + 1 < n ? "," : "");
+	}
+	outf(&o, "]\n}\n");
+	int r = o.err ? o.err : write_file_atomic(d->cfg.status_file, o.s, o.len, 0644);
+	free(o.s);
+	return r;
+}
+
+/* --- reading it back ------------------------------------------------------------------------ */
+
+static bool json_u64(const char *text, const char *key, uint64_t *v)
+{
+	char pat[64];
+	snprintf(pat, sizeof(pat), "\"%s\": ", key);
+	const char *p = strstr(text, pat);
+	if (!p)
+		return false;
+	*v = strtoull(p + strlen(pat), NULL, 10);
+	return true;
+}
+
+/* Decodes the JSON string starting at p (just past the opening quote) into out. */
+static bool json_str(const char *p, char *out, size_t outlen)
+{
+	size_t k = 0;
+	for (; *p && *p != '"'; p++) {
+		char c = *p;
+		if (c == '\\') {
+			p++;
+			if (*p == 'u') {
+				unsigned x;
+				if (sscanf(p + 1, "%4x", &x) != 1)
+					return false;
+				c = (char)x;
+				p += 4;
+			} else {
+				c = *p;
+			}
+		}
+		if (k + 1 >= outlen)
+			return false;
+		out[k++] = c;
+	}
+	out[k] = '\0';
+	return *p == '"';
+}
+
+int status_print(const char *status_file, bool json)
+{
+	struct buf b = { 0 };
+	uint64_t files = 0, bytes = 0, budget = 0, pass = 0, pid = 0;
+	char tb[32], bb[32];
+
+	int r = buf_read_at(&b, AT_FDCWD, status_file);
+	if (r < 0) {
+		fprintf(stderr, "prelockd: cannot read %s: %s (is the daemon running?)\n", status_file,
+			strerror(-r));
+		return r;
+	}
+	if (json) {
+		fwrite(b.data, 1, b.len, stdout);
+		buf_free(&b);
+		return 0;
+	}
+	if (!json_u64(b.data, "locked_bytes", &bytes) || !json_u64(b.data, "files", &files)) {
+		fprintf(stderr, "prelockd: %s: not a prelockd status file\n", status_file);
+		buf_free(&b);
+		return -EBADMSG;
+	}
+	json_u64(b.data, "budget_bytes", &budget);
+	json_u64(b.data, "pass", &pass);
+	json_u64(b.data, "pid", &pid);
+	printf("prelockd (pid %" PRIu64 ", pass %" PRIu64 "): %" PRIu64 " files, %s locked of %s "
+	       "budget\n\n",
+	       pid, pass, files, format_bytes(tb, sizeof(tb), bytes), format_bytes(bb, sizeof(bb), budget));
+	printf("%12s %12s %6s  %s\n", "LOCKED", "SIZE", "PROCS", "PATH");
+	unsigned shown = 0;
+	for (const char *l = strstr(b.data, "{\"path\": \""); l && shown < 20;
+	     l = strstr(l + 1, "{\"path\": \"")) {
+		char path[4200];
+		uint64_t fb = 0, fs = 0, fp = 0;
+		const char *eol = strchr(l, '\n');
+		if (!json_str(l + 10, path, sizeof(path)))
+			continue;
+		const char *rest = strstr(l, "\", \"bytes\": ");
+		if (!rest || (eol && rest > eol))
+			continue;
+		if (sscanf(rest, "\", \"bytes\": %" SCNu64 ", \"size\": %" SCNu64 ", \"ranges\": %*u, "
+				 "\"processes\": %" SCNu64,
+			   &fb, &fs, &fp) < 2)
+			continue;
+		printf("%12s %12s %6" PRIu64 "  %s\n", format_bytes(tb, sizeof(tb), fb),
+		       format_bytes(bb, sizeof(bb), fs), fp, path);
+		shown++;
+	}
+	if (files > shown)
+		printf("... and %" PRIu64 " more (see --status --json)\n", files - shown);
+	buf_free(&b);
+	return 0;
+}
+
+/* --- the --dry-run plan ---------------------------------------------------------------------- */
+
+void dry_run_print(struct daemon *d)
+{
+	uint32_t n;
+	char sb[32], lb[32], bb[32];
+	_cleanup_free_ uint32_t *slots = sorted_slots(d, true, &n);
+	if (!slots)
+		return;
+	if (d->json) {
+		struct out o = { 0 };
+		outf(&o, "{\"budget_bytes\": %" PRIu64 ", \"what\": \"%s\", \"processes\": %u, "
+			 "\"files\": [\n",
+		     d->budget_bytes, lock_what_to_string(d->cfg.what), d->nprocs);
+		for (uint32_t i = 0; i < n; i++) {
+			const struct lfile *f = &d->files.slots[slots[i]];
+			outf(&o, "{\"path\": ");
+			out_json_string(&o, f->path);
+			outf(&o, ", \"size\": %" PRIu64 ", \"lock_bytes\": %" PRIu64
+				 ", \"processes\": %u, \"critical\": %s, \"selected\": %s, "
+				 "\"reason\": \"%s\"}%s\n",
+			     f->size, f->plan_bytes, f->nprocs, f->tier ? "true" : "false",
+			     f->plan_bytes ? "true" : "false", file_reason_to_string(f->reason),
+			     i + 1 < n ? "," : "");
+		}
+		outf(&o, "]}\n");
+		if (!o.err)
+			fwrite(o.s, 1, o.len, stdout);
+		free(o.s);
+		return;
+	}
+	uint64_t total = 0;
+	uint32_t selected = 0;
+	printf("%-10s %12s %12s %6s  %-22s %s\n", "DECISION", "SIZE", "WOULD LOCK", "PROCS", "WHY",
+	       "PATH");
+	for (uint32_t i = 0; i < n; i++) {
+		const struct lfile *f = &d->files.slots[slots[i]];
+		const char *why = file_reason_to_string(f->reason);
+		char whybuf[64];
+		if (f->plan_bytes) {
+			selected++;
+			total += f->plan_bytes;
+			snprintf(whybuf, sizeof(whybuf), "%s%s", f->always ? "always" : f->critical ? "critical" : "mapped",
+				 f->reason == REASON_BUDGET_PARTLY ? ", cannot grow" : "");
+			why = whybuf;
+		} else if (f->reason == REASON_OPEN_FAILED) {
+			snprintf(whybuf, sizeof(whybuf), "cannot open: %s", strerror(f->open_errno));
+			why = whybuf;
+		}
+		printf("%-10s %12s %12s %6u  %-22s %s\n", f->plan_bytes ? "lock" : "skip",
+		       f->opened_once ? format_bytes(sb, sizeof(sb), f->size) : "-",
+		       format_bytes(lb, sizeof(lb), f->plan_bytes), f->nprocs, why, f->path);
+	}
+	printf("\n%u of %u files selected: %s of a %s budget (what = %s), %u processes scanned\n",
+	       selected, n, format_bytes(lb, sizeof(lb), total), format_bytes(bb, sizeof(bb), d->budget_bytes),
+	       lock_what_to_string(d->cfg.what), d->nprocs);
+}
