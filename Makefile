@@ -31,10 +31,17 @@ HELPER_BINS := $(patsubst tests/helpers/%.c,$(BUILD)/helpers/%,$(HELPER_SRCS))
 
 .PHONY: all check unit sanitize check-asan clean install uninstall format bench fuzz
 
-all: prelockd
+BIN ?= prelockd
 
-prelockd: $(BUILD)/main.o $(BUILD)/libprelockd.a
+all: $(BIN)
+
+$(BIN): $(BUILD)/main.o $(BUILD)/libprelockd.a
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# The test build: after every pass it checks its byte count against what the kernel reports
+# locked (smaps) and that the budget holds, and aborts otherwise.
+$(BUILD)/prelockd-debug: $(SRCS) $(wildcard include/*.h)
+	$(MAKE) --no-print-directory BUILD=$(BUILD)/debug BIN=$@ EXTRA_CFLAGS="$(EXTRA_CFLAGS) -DPRELOCKD_DEBUG" $@
 
 $(BUILD)/libprelockd.a: $(LIB_OBJS)
 	$(AR) rcs $@ $^
@@ -54,8 +61,9 @@ $(BUILD):
 	mkdir -p $(BUILD)
 
 # Unit tests run as anyone; integration tests need root and the real kernel.
-check: prelockd $(UNIT_BINS) $(HELPER_BINS)
-	@PRELOCKD=$(CURDIR)/prelockd BUILD=$(CURDIR)/$(BUILD) tests/run-tests $(UNIT_BINS)
+check: $(BIN) $(BUILD)/prelockd-debug $(UNIT_BINS) $(HELPER_BINS)
+	@PRELOCKD=$(CURDIR)/$(BUILD)/prelockd-debug PRELOCKD_RELEASE=$(CURDIR)/$(BIN) \
+		BUILD=$(CURDIR)/$(BUILD) tests/run-tests $(UNIT_BINS)
 
 unit: $(UNIT_BINS)
 	@PRELOCKD=$(CURDIR)/prelockd BUILD=$(CURDIR)/$(BUILD) tests/run-tests --unit-only $(UNIT_BINS)

@@ -18,6 +18,11 @@ struct pmap {
 	uint32_t npages;
 };
 
+/* A byte range of a file, page-aligned. */
+struct run {
+	uint64_t off, len;
+};
+
 struct proc {
 	pid_t pid;
 	bool critical;
@@ -58,6 +63,8 @@ struct daemon {
 	uint32_t nprocs, cap_procs;
 	struct buf buf;
 	uint64_t *pagemap_buf;
+	struct run *runs; /* scratch: the ranges planned for one file */
+	uint32_t nruns, cap_runs;
 
 	uint32_t pass;
 	uint32_t full_every; /* re-read every process each N passes */

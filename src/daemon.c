@@ -236,6 +236,7 @@ void daemon_free(struct daemon *d)
 	file_table_free(&d->files);
 	buf_free(&d->buf);
 	free(d->pagemap_buf);
+	free(d->runs);
 	config_free(&d->cfg);
 	if (d->proc_fd >= 0)
 		close(d->proc_fd);

@@ -207,108 +207,131 @@ static bool whole_file(const struct daemon *d, const struct lfile *f)
 	return f->always || d->cfg.what == WHAT_WHOLE;
 }
 
-/* Calls fn for each run [first, first+n) of pages the file should hold, in offset order. */
-typedef int (*run_fn)(struct daemon *d, struct lfile *f, uint64_t first, uint64_t n, void *ud);
-
-static int for_each_desired_run(struct daemon *d, struct lfile *f, run_fn fn, void *ud)
+static int push_run(struct daemon *d, uint64_t off, uint64_t len)
 {
+	if (d->nruns == d->cap_runs) {
+		uint32_t ncap = d->cap_runs ? d->cap_runs * 2 : 64;
+		struct run *n = realloc(d->runs, ncap * sizeof(*n));
+		if (!n)
+			return -ENOMEM;
+		d->runs = n;
+		d->cap_runs = ncap;
+	}
+	d->runs[d->nruns++] = (struct run){ off, len };
+	return 0;
+}
+
+/* Fills d->runs with the byte ranges the file should hold, in offset order, max_file_size bytes
+ * at most: all of it for `whole` (and `always` files), else the wanted pages with small gaps
+ * filled. Returns the bytes planned. */
+static uint64_t plan_runs(struct daemon *d, struct lfile *f)
+{
+	uint64_t cap = d->cfg.max_file_size_bytes / d->page * d->page, total = 0;
 	uint64_t end = file_npages(d, f);
-	if (whole_file(d, f))
-		return end ? fn(d, f, 0, end, ud) : 0;
-	end = MIN(end, (uint64_t)f->want_npages);
 	uint64_t run_start = 0, run_end = 0;
 	bool in_run = false;
-	for (uint64_t p = 0; p < end; p++) {
-		if (p % 64 == 0 && f->want_bits[p / 64] == 0) {
+
+	d->nruns = 0;
+	if (whole_file(d, f)) {
+		uint64_t len = MIN(end * d->page, cap);
+		if (len && push_run(d, 0, len) == 0)
+			total = len;
+		return total;
+	}
+	end = MIN(end, (uint64_t)f->want_npages);
+	for (uint64_t p = 0; p <= end && total < cap; p++) {
+		if (p < end && p % 64 == 0 && f->want_bits[p / 64] == 0) {
 			p += 63;
 			continue;
 		}
-		if (!file_want_test(f, p))
+		if (p < end && !file_want_test(f, p))
 			continue;
-		if (in_run && p - run_end <= GAP_FILL_PAGES) {
+		if (p < end && in_run && p - run_end <= GAP_FILL_PAGES) {
 			run_end = p + 1;
 			continue;
 		}
 		if (in_run) {
-			int r = fn(d, f, run_start, run_end - run_start, ud);
-			if (r)
-				return r;
+			uint64_t len = MIN((run_end - run_start) * d->page, cap - total);
+			if (push_run(d, run_start * d->page, len) < 0)
+				break;
+			total += len;
 		}
 		in_run = true;
 		run_start = p;
 		run_end = p + 1;
 	}
-	return in_run ? fn(d, f, run_start, run_end - run_start, ud) : 0;
+	return total;
 }
 
-static bool piece_wanted(const struct daemon *d, const struct lfile *f, const struct piece *p)
+/* Keeps the parts of the file's pieces that lie in d->runs; with apply, unmaps the rest (a piece
+ * may split in two). Returns the bytes kept. */
+static uint64_t trim_to_runs(struct daemon *d, struct lfile *f, bool apply)
 {
-	uint64_t first = p->off / d->page, n = p->len / d->page, fend = file_npages(d, f);
-	if (whole_file(d, f))
-		return first < fend;
-	for (uint64_t i = first; i < first + n && i < fend; i++)
-		if (file_want_test(f, i))
-			return true;
-	return false;
-}
-
-struct add_ctx {
-	uint64_t cap_bytes;  /* left under max_file_size */
-	uint64_t add_bytes;  /* planned additions */
-	bool apply;
-	int err;
-};
-
-/* Subtracts the pieces already locked from a desired run and adds (or counts) the rest. */
-static int add_run(struct daemon *d, struct lfile *f, uint64_t first, uint64_t n, void *ud)
-{
-	struct add_ctx *c = ud;
-	uint64_t pos = first * d->page, end = (first + n) * d->page;
-
-	for (uint32_t i = 0; i <= f->npieces && pos < end && c->cap_bytes; i++) {
-		uint64_t gap_end = end;
-		if (i < f->npieces) {
-			const struct piece *p = &f->pieces[i];
-			if (p->off + p->len <= pos)
-				continue;
-			gap_end = MIN(end, p->off);
-		}
-		if (gap_end > pos) {
-			uint64_t len = MIN(gap_end - pos, c->cap_bytes);
-			if (c->apply) {
-				int r = file_lock_range(d, f, pos, len);
-				if (r < 0) {
-					c->err = r;
-					return 1;
-				}
-				i++; /* the new piece now sits at index i */
-			}
-			c->add_bytes += len;
-			c->cap_bytes -= len;
-		}
-		if (i < f->npieces)
-			pos = MAX(pos, f->pieces[i].off + f->pieces[i].len);
-	}
-	return 0;
-}
-
-/* Drops pieces nothing wants any more (and any over max_file_size); returns the bytes kept. */
-static uint64_t trim_pieces(struct daemon *d, struct lfile *f, bool apply)
-{
+	struct piece *out = NULL;
+	uint32_t nout = 0, j = 0;
 	uint64_t kept = 0;
-	for (uint32_t i = 0; i < f->npieces;) {
+
+	if (apply && f->npieces) {
+		out = malloc((f->npieces + d->nruns) * sizeof(*out));
+		if (!out)
+			return f->locked_bytes; /* keep everything; try again next pass */
+	}
+	for (uint32_t i = 0; i < f->npieces; i++) {
 		const struct piece *p = &f->pieces[i];
-		bool keep = piece_wanted(d, f, p) && kept + p->len <= d->cfg.max_file_size_bytes;
-		if (keep) {
-			kept += p->len;
-			i++;
-		} else if (apply) {
-			unlock_piece(d, f, i);
-		} else {
-			i++;
+		uint64_t ps = p->off, pe = p->off + p->len, pos = ps;
+		while (j < d->nruns && d->runs[j].off + d->runs[j].len <= ps)
+			j++;
+		for (uint32_t k = j; k < d->nruns && d->runs[k].off < pe; k++) {
+			uint64_t a = MAX(ps, d->runs[k].off), b = MIN(pe, d->runs[k].off + d->runs[k].len);
+			if (apply && a > pos)
+				munmap((char *)p->addr + (pos - ps), a - pos);
+			if (apply)
+				out[nout++] = (struct piece){ a, b - a, (char *)p->addr + (a - ps) };
+			kept += b - a;
+			pos = b;
+		}
+		if (apply && pos < pe)
+			munmap((char *)p->addr + (pos - ps), pe - pos);
+	}
+	if (apply) {
+		uint64_t dropped = f->locked_bytes - kept;
+		if (dropped || nout != f->npieces)
+			d->locked_set_changed = true;
+		d->locked_bytes -= dropped;
+		d->npieces = d->npieces - f->npieces + nout;
+		f->locked_bytes = kept;
+		free(f->pieces);
+		f->pieces = out;
+		f->npieces = f->cap_pieces = nout;
+		if (!nout) {
+			free(out);
+			f->pieces = NULL;
 		}
 	}
 	return kept;
+}
+
+/* Locks the parts of d->runs that no piece holds yet. Returns 0 or the first error. */
+static int add_runs(struct daemon *d, struct lfile *f)
+{
+	uint32_t i = 0;
+	for (uint32_t k = 0; k < d->nruns; k++) {
+		uint64_t pos = d->runs[k].off, end = pos + d->runs[k].len;
+		while (pos < end) {
+			while (i < f->npieces && f->pieces[i].off + f->pieces[i].len <= pos)
+				i++;
+			uint64_t gap_end = i < f->npieces ? MIN(end, f->pieces[i].off) : end;
+			if (gap_end > pos) {
+				int r = file_lock_range(d, f, pos, gap_end - pos);
+				if (r < 0)
+					return r;
+			}
+			pos = i < f->npieces && f->pieces[i].off < end
+				      ? MAX(gap_end, f->pieces[i].off + f->pieces[i].len)
+				      : end;
+		}
+	}
+	return 0;
 }
 
 /* A file whose size changed under us: pages past a new end are gone (and touching them would
@@ -422,13 +445,11 @@ static bool file_candidate(struct daemon *d, uint32_t slot, struct candidate *c)
 		f->plan_bytes = 0;
 		return false;
 	}
-	struct add_ctx a = { .cap_bytes = d->cfg.max_file_size_bytes };
-	uint64_t kept = trim_pieces(d, f, false);
-	a.cap_bytes = kept < a.cap_bytes ? a.cap_bytes - kept : 0;
-	for_each_desired_run(d, f, add_run, &a);
+	uint64_t want = plan_runs(d, f);
+	uint64_t kept = trim_to_runs(d, f, false);
 	f->tier = f->always ? 2 : f->critical ? 1 : 0;
 	*c = (struct candidate){ .slot = slot, .tier = f->tier, .nprocs = f->nprocs,
-				 .want_bytes = kept + a.add_bytes, .keep_bytes = kept };
+				 .want_bytes = want, .keep_bytes = kept };
 	return true;
 }
 
@@ -450,16 +471,14 @@ static void report_lock_failure(struct daemon *d, struct lfile *f, int r)
 
 static void apply_full(struct daemon *d, struct lfile *f)
 {
-	struct add_ctx a = { .cap_bytes = d->cfg.max_file_size_bytes, .apply = true };
-	uint64_t kept = f->locked_bytes;
+	uint64_t before = f->locked_bytes;
 
-	a.cap_bytes = kept < a.cap_bytes ? a.cap_bytes - kept : 0;
 	if (f->fd < 0 && file_open_verified(d, f) < 0)
 		return;
-	uint64_t before = f->locked_bytes;
-	for_each_desired_run(d, f, add_run, &a);
-	if (a.err)
-		report_lock_failure(d, f, a.err);
+	plan_runs(d, f);
+	int r = add_runs(d, f);
+	if (r < 0)
+		report_lock_failure(d, f, r);
 	else if (f->reason == REASON_LOCK_FAILED)
 		f->reason = REASON_NONE;
 	if (f->locked_bytes != before && log_enabled(LOG_DEBUG)) {
@@ -502,8 +521,10 @@ int lock_pass(struct daemon *d)
 			f->reason = cand[i].decision == DECIDE_KEEP ? REASON_BUDGET_PARTLY
 				    : f->plan_bytes	    ? REASON_NONE
 								    : REASON_EMPTY;
-			if (!d->dry_run)
-				trim_pieces(d, f, true);
+			if (!d->dry_run) {
+				plan_runs(d, f);
+				trim_to_runs(d, f, true);
+			}
 		}
 	}
 	for (uint32_t i = 0; i < n && !d->dry_run; i++) {

@@ -130,6 +130,8 @@ class Notify:
 
     def __init__(self, directory):
         self.path = os.path.join(directory, "notify.sock")
+        if os.path.exists(self.path):
+            os.unlink(self.path)
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.sock.bind(self.path)
         self.messages = []
@@ -168,6 +170,8 @@ class Notify:
 
     def close(self):
         self.sock.close()
+        if os.path.exists(self.path):
+            os.unlink(self.path)
 
 
 class Daemon:

@@ -28,6 +28,7 @@ try:
                 eq(vmlck(dm.pid), all_lo, f"{what}: VmLck equals the sum of locked VMAs")
                 rc = dm.stop()
                 eq(rc, 0, f"{what}: SIGTERM exits 0")
+                os.unlink(dm.state_file)  # each mode starts afresh
         ok(m.proc.poll() is None, "the helper survived all of it")
 finally:
     shutil.rmtree(d, ignore_errors=True)
