@@ -18,6 +18,12 @@ struct pmap {
 	uint32_t npages;
 };
 
+/* A mapping whose pages are to be looked up in /proc/PID/pagemap. */
+struct pm_req {
+	uint64_t vpage, npages; /* virtual page number and count */
+	uint32_t slot, pgoff;   /* file and its page offset */
+};
+
 /* A byte range of a file, page-aligned. */
 struct run {
 	uint64_t off, len;
@@ -63,6 +69,8 @@ struct daemon {
 	uint32_t nprocs, cap_procs;
 	struct buf buf;
 	uint64_t *pagemap_buf;
+	struct pm_req *pm; /* scratch: one process's pagemap requests */
+	uint32_t npm, cap_pm;
 	struct run *runs; /* scratch: the ranges planned for one file */
 	uint32_t nruns, cap_runs;
 

@@ -41,9 +41,9 @@ int buf_read_fd(struct buf *b, int fd);
 /* Opens path relative to dirfd (AT_FDCWD allowed) and reads it into b. */
 int buf_read_at(struct buf *b, int dirfd, const char *path);
 
-/* Writes data to path atomically: temporary file in the same directory, fsync, rename.
- * Creates the directory (mode 0755) when missing. Returns 0 or -errno. */
-int write_file_atomic(const char *path, const char *data, size_t len, unsigned mode);
+/* Writes data to path atomically: temporary file in the same directory, fsync when durable,
+ * rename. Creates the directory (mode 0755) when missing. Returns 0 or -errno. */
+int write_file_atomic(const char *path, const char *data, size_t len, unsigned mode, bool durable);
 
 uint64_t now_usec(int clock);
 size_t page_size(void);

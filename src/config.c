@@ -598,6 +598,110 @@ static int parse_comm_item(struct parse_ctx *ctx, const struct config_item *it, 
 	return strv_add(field, value) < 0 ? report_oom(ctx) : 0;
 }
 
+/* glibc's regcomp() copies a repeated subexpression once per repetition, and copies of copies
+ * multiply: "x" followed by 22 '+' takes 3 GiB, "(a{1000}){1000}" 200 MiB, and prelockd runs with
+ * its memory locked. So estimate the compiled size first: every atom costs 1, times the factor of
+ * each repetition applied to it or to a group around it ('+' doubles, {m,n} copies max(m,n) times;
+ * '*' and '?' add no copies). Real path regexes cost a few dozen. */
+#define REGEX_COST_MAX 100000
+#define REGEX_NEST_MAX 256
+
+static size_t cost_mul(size_t a, size_t b)
+{
+	return b != 0 && a > (REGEX_COST_MAX + 1) / b ? REGEX_COST_MAX + 1 : a * b;
+}
+
+static size_t cost_add(size_t a, size_t b)
+{
+	return a + b > REGEX_COST_MAX ? REGEX_COST_MAX + 1 : a + b;
+}
+
+/* Past a bracket expression starting at p ('['): "[]a]", "[^]a]", "[[:alpha:]]" and the like. */
+static const char *skip_bracket(const char *p)
+{
+	p++;
+	if (*p == '^')
+		p++;
+	if (*p == ']')
+		p++;
+	for (; *p && *p != ']'; p++) {
+		if (*p == '[' && (p[1] == ':' || p[1] == '=' || p[1] == '.')) {
+			const char *end = strchr(p + 2, p[1]);
+
+			while (end && end[1] != ']')
+				end = strchr(end + 1, p[1]);
+			if (!end)
+				return p + strlen(p); /* unterminated: regcomp() reports it */
+			p = end + 1;
+		}
+	}
+	return *p ? p + 1 : p;
+}
+
+static size_t parse_count(const char **p)
+{
+	size_t n = 0;
+
+	for (; isdigit((unsigned char)**p); (*p)++)
+		n = cost_add(cost_mul(n, 10), (size_t)(**p - '0'));
+	return n;
+}
+
+/* The copy factor of the repetition operator at *p, 0 if there is none; advances *p past it. */
+static size_t repetition(const char **p)
+{
+	const char *q = *p;
+	size_t lo, hi;
+
+	if (*q == '*' || *q == '?' || *q == '+') {
+		*p = q + 1;
+		return *q == '+' ? 2 : 1;
+	}
+	if (*q != '{' || !isdigit((unsigned char)q[1]))
+		return 0;
+	q++;
+	lo = hi = parse_count(&q);
+	if (*q == ',') {
+		q++;
+		hi = isdigit((unsigned char)*q) ? parse_count(&q) : lo + 1; /* {m,}: one more copy */
+	}
+	if (*q != '}')
+		return 0;
+	*p = q + 1;
+	hi = hi > lo ? hi : lo;
+	return hi ? hi : 1;
+}
+
+static size_t regex_cost(const char *p)
+{
+	size_t stack[REGEX_NEST_MAX] = { 0 }, depth = 0, atom, f;
+
+	while (*p) {
+		if (*p == '(' && depth + 1 < REGEX_NEST_MAX) {
+			stack[++depth] = 0;
+			p++;
+			continue;
+		}
+		if (*p == '|' || *p == '^' || *p == '$') {
+			p++;
+			continue;
+		}
+		if (*p == ')' && depth > 0) {
+			atom = cost_add(stack[depth--], 1);
+			p++;
+		} else {
+			p = *p == '[' ? skip_bracket(p) : p + (*p == '\\' && p[1] ? 2 : 1);
+			atom = 1;
+		}
+		while ((f = repetition(&p)) != 0)
+			atom = cost_mul(atom, f);
+		stack[depth] = cost_add(stack[depth], atom);
+	}
+	for (; depth > 0; depth--) /* unbalanced: regcomp() will say so; count it all anyway */
+		stack[depth - 1] = cost_add(stack[depth - 1], stack[depth]);
+	return stack[0];
+}
+
 static int parse_regex_item(struct parse_ctx *ctx, const struct config_item *it, const char *value,
 			    void *field)
 {
@@ -606,6 +710,11 @@ static int parse_regex_item(struct parse_ctx *ctx, const struct config_item *it,
 	regex_t *re;
 	int r;
 
+	if (regex_cost(value) > REGEX_COST_MAX) {
+		report(ctx, "%s: regular expression '%s' is too complex (its repetitions expand to more "
+			    "than %d elements)", it->key, value, REGEX_COST_MAX);
+		return -EINVAL;
+	}
 	/* Grow both arrays first so that regcomp() compiles in place: regex_t is not ours to move. */
 	src = realloc(l->src, (l->n + 1) * sizeof(*src));
 	if (!src)

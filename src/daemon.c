@@ -237,6 +237,7 @@ void daemon_free(struct daemon *d)
 	buf_free(&d->buf);
 	free(d->pagemap_buf);
 	free(d->runs);
+	free(d->pm);
 	config_free(&d->cfg);
 	if (d->proc_fd >= 0)
 		close(d->proc_fd);

@@ -82,7 +82,7 @@ int state_save(struct daemon *d)
 	}
 	if (r < 0)
 		return r;
-	return write_file_atomic(d->cfg.state_file, out, len, 0644);
+	return write_file_atomic(d->cfg.state_file, out, len, 0644, true);
 }
 
 static void saved_free(struct saved_file *v, uint32_t n)

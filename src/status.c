@@ -113,7 +113,7 @@ int status_write(struct daemon *d)
 		     f->critical || f->always ? "true" : "false", i + 1 < n ? "," : "");
 	}
 	outf(&o, "]\n}\n");
-	int r = o.err ? o.err : write_file_atomic(d->cfg.status_file, o.s, o.len, 0644);
+	int r = o.err ? o.err : write_file_atomic(d->cfg.status_file, o.s, o.len, 0644, false);
 	free(o.s);
 	return r;
 }

@@ -58,7 +58,7 @@ static int mkdir_parent(const char *path)
 	return 0;
 }
 
-int write_file_atomic(const char *path, const char *data, size_t len, unsigned mode)
+int write_file_atomic(const char *path, const char *data, size_t len, unsigned mode, bool durable)
 {
 	_cleanup_free_ char *tmp = NULL;
 	_cleanup_close_ int fd = -1;
@@ -86,7 +86,7 @@ int write_file_atomic(const char *path, const char *data, size_t len, unsigned m
 		}
 		done += (size_t)w;
 	}
-	if (fsync(fd) < 0 || rename(tmp, path) < 0) {
+	if ((durable && fsync(fd) < 0) || rename(tmp, path) < 0) {
 		int r = -errno;
 		unlink(tmp);
 		return r;

@@ -534,6 +534,37 @@ static void test_regex_error(void)
 	load_fails("[lock]\nexclude = ^/a\n\t(\n\t^/b\n", want, "regex error with regerror text");
 }
 
+/* glibc's regcomp() would take gigabytes for these; they are refused before it runs. */
+static void test_regex_complexity(void)
+{
+	static const char *const ok[] = {
+		"^/(usr|bin|sbin|lib[^/]*|opt)/", "[]+]+\\.so", "[^]a]*x", "[[:alpha:]+]+$",
+		"a\\+\\+\\+\\+\\+\\+\\+\\+\\+\\+\\+\\+\\+\\+\\+\\+\\+\\+\\+\\+\\+\\+",
+		"[+++++++++++++++++++++++]", "a**********************", "(a{255}){255}", "a{1,}b{3,5}",
+	};
+	static const char *const bad[] = {
+		"x++++++++++++++++++++++", "(a{1000}){1000}", "((a+)+){60000}", "a{2}{2}{2}{2}{2}{2}{2}{2}{2}{2}{2}{2}{2}{2}{2}{2}{2}",
+		"((a{50001}{2}",
+	};
+	char text[256], want[512];
+
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		struct config cfg;
+
+		snprintf(text, sizeof(text), "[lock]\nexclude = %s\n", ok[i]);
+		if (load_ok(text, &cfg, ok[i]))
+			config_free(&cfg);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(text, sizeof(text), "[lock]\nexclude = %s\n", bad[i]);
+		snprintf(want, sizeof(want),
+			 "t.conf:2: exclude: regular expression '%s' is too complex (its repetitions "
+			 "expand to more than 100000 elements)\n",
+			 bad[i]);
+		load_fails(text, want, bad[i]);
+	}
+}
+
 /* ---- rules across keys ---- */
 
 static void test_cross_checks(void)
@@ -1018,6 +1049,7 @@ int main(int argc, char **argv)
 	test_percent_values();
 	test_every_key_bad();
 	test_regex_error();
+	test_regex_complexity();
 	test_cross_checks();
 	test_lists();
 	test_scalar_rules();
