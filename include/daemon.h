@@ -11,9 +11,8 @@
 struct sd_event;
 struct sd_event_source;
 
-/* A mapping of a process, cached between passes: 12 bytes, file by slot. */
-struct pmap {
-	uint32_t slot;
+/* The page range of a cached mapping; kept only in `mapped` mode, the one mode that needs it. */
+struct prange {
 	uint32_t pgoff;
 	uint32_t npages;
 };
@@ -36,7 +35,8 @@ struct proc {
 	uint64_t vsize;     /* bytes of address space: changes with most mmap/munmap */
 	uint64_t faults;    /* minflt + majflt of all threads: a new page needs a fault */
 	uint32_t nmaps;
-	struct pmap *maps;
+	uint32_t *slots;        /* the file of each executable mapping */
+	struct prange *ranges;  /* NULL unless `mapped` */
 };
 
 /* Counters of things skipped in a pass; reported once, not per occurrence. */
@@ -76,7 +76,8 @@ struct daemon {
 
 	uint32_t pass;
 	uint32_t full_every; /* re-read every process each N passes */
-	bool force_full;
+	bool force_full; /* the next pass re-reads every process */
+	bool full_pass;  /* this pass does */
 	int use_query; /* 1 yes, 0 no, -1 untried */
 
 	uint64_t budget_bytes;

@@ -334,6 +334,15 @@ static int add_runs(struct daemon *d, struct lfile *f)
 	return 0;
 }
 
+/* Truncation unmaps pages from every mapping, ours too; the VMA stays locked but empty, and a
+ * file grown back would stay unlocked. mlock() again faults the pages in and locks them; on pages
+ * still present it only walks the page tables. */
+static void file_repopulate(struct lfile *f)
+{
+	for (uint32_t i = 0; i < f->npieces; i++)
+		(void)mlock(f->pieces[i].addr, f->pieces[i].len);
+}
+
 /* A file whose size changed under us: pages past a new end are gone (and touching them would
  * SIGBUS, which we never do); unmap them so the accounting stays true. */
 static int file_refresh(struct daemon *d, struct lfile *f, bool *gone)
@@ -347,8 +356,12 @@ static int file_refresh(struct daemon *d, struct lfile *f, bool *gone)
 	if (st.st_nlink == 0)
 		*gone = true;
 	uint64_t size = (uint64_t)st.st_size;
-	if (size == f->size)
+	if (size == f->size) {
+		/* Hole punching drops pages without changing the size; a full pass finds them. */
+		if (d->full_pass)
+			file_repopulate(f);
 		return 0;
+	}
 	log_debug("%s: size changed from %llu to %llu bytes", f->path, (unsigned long long)f->size,
 		  (unsigned long long)size);
 	f->size = size;
@@ -368,6 +381,7 @@ static int file_refresh(struct daemon *d, struct lfile *f, bool *gone)
 	}
 	if (d->cfg.what != WHAT_WHOLE)
 		(void)file_want_reserve(f, MIN(end / d->page, (uint64_t)(1u << 22)));
+	file_repopulate(f);
 	return 0;
 }
 
@@ -435,7 +449,7 @@ static bool file_candidate(struct daemon *d, uint32_t slot, struct candidate *c)
 					 .keep_bytes = f->locked_bytes };
 		return true;
 	}
-	if (f->eligible && !f->opened_once && f->fd < 0 && d->force_full)
+	if (f->eligible && !f->opened_once && f->fd < 0 && d->full_pass)
 		(void)file_open_verified(d, f);
 	bool usable = f->eligible && f->opened_once && f->reason != REASON_SPARSE &&
 		      f->reason != REASON_REPLACED && f->reason != REASON_NOT_REGULAR;

@@ -226,17 +226,29 @@ static int read_pagemaps(struct scan_one *c)
 	return 0;
 }
 
-static int add_pmap(struct proc *p, uint32_t slot, uint64_t pgoff, uint64_t npages)
+static int add_pmap(struct proc *p, bool with_range, uint32_t slot, uint64_t pgoff, uint64_t npages)
 {
 	if (pgoff > UINT32_MAX || npages > UINT32_MAX)
 		return 0; /* beyond 16 TiB: nothing prelockd could lock anyway */
+	/* A library's code split in two VMAs (by mprotect, say) is one file to count. */
+	if (!with_range && p->nmaps && p->slots[p->nmaps - 1] == slot)
+		return 0;
 	if (p->nmaps % 16 == 0) {
-		struct pmap *n = realloc(p->maps, (p->nmaps + 16) * sizeof(*n));
+		uint32_t *n = realloc(p->slots, (p->nmaps + 16) * sizeof(*n));
 		if (!n)
 			return -ENOMEM;
-		p->maps = n;
+		p->slots = n;
+		if (with_range) {
+			struct prange *r = realloc(p->ranges, (p->nmaps + 16) * sizeof(*r));
+			if (!r)
+				return -ENOMEM;
+			p->ranges = r;
+		}
 	}
-	p->maps[p->nmaps++] = (struct pmap){ slot, (uint32_t)pgoff, (uint32_t)npages };
+	p->slots[p->nmaps] = slot;
+	if (with_range)
+		p->ranges[p->nmaps] = (struct prange){ (uint32_t)pgoff, (uint32_t)npages };
+	p->nmaps++;
 	return 0;
 }
 
@@ -256,7 +268,8 @@ static int on_mapping(const struct map_entry *e, void *userdata)
 	struct lfile *f = file_at(&d->files, (uint32_t)s);
 	if (created)
 		file_first_seen(d, f, e->deleted, c->other_ns ? c->p->pid : 0);
-	int r = add_pmap(c->p, (uint32_t)s, e->offset / d->page, (e->end - e->start) / d->page);
+	int r = add_pmap(c->p, d->cfg.what == WHAT_MAPPED, (uint32_t)s, e->offset / d->page,
+			 (e->end - e->start) / d->page);
 	if (r < 0)
 		return r;
 	if (d->cfg.what == WHAT_RESIDENT && f->eligible && f->want_npages)
@@ -375,6 +388,15 @@ static int scan_pid(struct daemon *d, struct proc *p, bool full)
 	return SCAN_KEEP;
 }
 
+static void proc_free(struct proc *p)
+{
+	free(p->slots);
+	free(p->ranges);
+	p->slots = NULL;
+	p->ranges = NULL;
+	p->nmaps = 0;
+}
+
 static int cmp_pid(const void *a, const void *b)
 {
 	pid_t x = *(const pid_t *)a, y = *(const pid_t *)b;
@@ -441,6 +463,8 @@ int scan_processes(struct daemon *d)
 	pid_t *pids = NULL;
 	uint32_t npids = 0, old = 0;
 	bool full = d->force_full || d->full_every <= 1 || d->pass % d->full_every == 1;
+
+	d->full_pass = full;
 	int r = list_pids(d, &pids, &npids);
 	if (r < 0)
 		return r;
@@ -452,7 +476,7 @@ int scan_processes(struct daemon *d)
 	uint32_t n = 0;
 	for (uint32_t i = 0; i < npids; i++) {
 		while (old < d->nprocs && d->procs[old].pid < pids[i])
-			free(d->procs[old++].maps);
+			proc_free(&d->procs[old++]);
 		struct proc *p = &np[n];
 		if (old < d->nprocs && d->procs[old].pid == pids[i])
 			*p = d->procs[old++];
@@ -461,7 +485,7 @@ int scan_processes(struct daemon *d)
 		d->stats.procs++;
 		r = scan_pid(d, p, full);
 		if (r == -ENOMEM) {
-			free(p->maps);
+			proc_free(p);
 			goto oom;
 		}
 		if (r == SCAN_KEEP) {
@@ -470,10 +494,10 @@ int scan_processes(struct daemon *d)
 		}
 		if (r < 0)
 			note_error(d, p->pid, r);
-		free(p->maps);
+		proc_free(p);
 	}
 	while (old < d->nprocs)
-		free(d->procs[old++].maps);
+		proc_free(&d->procs[old++]);
 	free(d->procs);
 	free(pids);
 	d->procs = np;
@@ -484,9 +508,9 @@ int scan_processes(struct daemon *d)
 oom:
 	/* Keep what was scanned; the rest is freed. The next pass tries again. */
 	for (uint32_t i = 0; i < n; i++)
-		free(np[i].maps);
+		proc_free(&np[i]);
 	for (; old < d->nprocs; old++)
-		free(d->procs[old].maps);
+		proc_free(&d->procs[old]);
 	free(np);
 	free(pids);
 	free(d->procs);
@@ -498,7 +522,7 @@ oom:
 void procs_free(struct daemon *d)
 {
 	for (uint32_t i = 0; i < d->nprocs; i++)
-		free(d->procs[i].maps);
+		proc_free(&d->procs[i]);
 	free(d->procs);
 	d->procs = NULL;
 	d->nprocs = 0;
@@ -524,15 +548,15 @@ void scan_aggregate(struct daemon *d)
 	for (uint32_t i = 0; i < d->nprocs; i++) {
 		struct proc *p = &d->procs[i];
 		for (uint32_t k = 0; k < p->nmaps; k++) {
-			struct lfile *f = &t->slots[p->maps[k].slot];
+			struct lfile *f = &t->slots[p->slots[k]];
 			if (f->last_proc_mark != i + 1) {
 				f->last_proc_mark = i + 1;
 				f->nprocs++;
 			}
 			f->critical |= p->critical;
 			f->last_seen_pass = d->pass;
-			if (mapped && f->want_npages)
-				file_want_set_range(f, p->maps[k].pgoff, p->maps[k].npages);
+			if (mapped && p->ranges && f->want_npages)
+				file_want_set_range(f, p->ranges[k].pgoff, p->ranges[k].npages);
 		}
 	}
 }

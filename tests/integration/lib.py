@@ -71,8 +71,9 @@ class Mapper:
     [touch_first%, touch_last%) of the file (default: all that it maps)."""
 
     def __init__(self, path, map_first=0, map_last=100, touch_first=None, touch_last=None,
-                 cwd=None, prefix=()):
-        args = [MAPPER, path, str(map_first), str(map_last)]
+                 cwd=None, prefix=(), binary=None):
+        # binary: a copy of the mapper under another name gives the process another comm.
+        args = [binary or MAPPER, path, str(map_first), str(map_last)]
         if touch_first is not None:
             args += [str(touch_first), str(touch_last)]
         self.proc = subprocess.Popen(list(prefix) + args,
@@ -115,6 +116,45 @@ def smaps_locked(pid, path_prefix=None):
                     rss += cur_rss
                     size += cur_size
     return rss, size
+
+
+def locked_mappings(pid):
+    """The process's mappings with VmFlags 'lo', as dicts: start, end, size, offset (in the file),
+    dev ((major, minor)), inode, path (as smaps shows it, maybe with " (deleted)") and rss."""
+    out = []
+    cur = None
+    with open(f"/proc/{pid}/smaps") as f:
+        for line in f:
+            m = re.match(r"^([0-9a-f]+)-([0-9a-f]+) \S+ ([0-9a-f]+) ([0-9a-f]+):([0-9a-f]+) (\d+)\s*(.*)$",
+                         line)
+            if m:
+                cur = {"start": int(m.group(1), 16), "end": int(m.group(2), 16),
+                       "offset": int(m.group(3), 16),
+                       "dev": (int(m.group(4), 16), int(m.group(5), 16)),
+                       "inode": int(m.group(6)), "path": m.group(7), "rss": 0}
+                cur["size"] = cur["end"] - cur["start"]
+            elif line.startswith("Rss:") and cur is not None:
+                cur["rss"] = int(line.split()[1]) * 1024
+            elif line.startswith("VmFlags:") and cur is not None:
+                if " lo" in line:
+                    out.append(cur)
+                cur = None
+    return out
+
+
+def locked_by_inode(pid, st):
+    """(rss, size) of the process's locked mappings of the inode that os.stat result `st` names."""
+    dev = (os.major(st.st_dev), os.minor(st.st_dev))
+    rss = size = 0
+    for m in locked_mappings(pid):
+        if m["inode"] == st.st_ino and m["dev"] == dev:
+            rss += m["rss"]
+            size += m["size"]
+    return rss, size
+
+
+def fd_count(pid):
+    return len(os.listdir(f"/proc/{pid}/fd"))
 
 
 def vmlck(pid):
@@ -211,13 +251,60 @@ class Daemon:
             f.write(text)
 
     def wait_ready(self, timeout=60):
-        return self.notify.wait_for(lambda m: m == "READY=1", timeout) is not None
+        i = self.notify.wait_for(lambda m: m == "READY=1", timeout)
+        if i is None:
+            return False
+        # The daemon sends STATUS= right after READY=1; wait for it too, so that a rescan() that
+        # follows cannot take it for the STATUS= of its own pass.
+        self.notify.wait_for(lambda m: m.startswith("STATUS="), 5, i + 1)
+        return True
+
+    def status_pass(self):
+        """The pass number in the status file, or 0."""
+        try:
+            with open(self.status_file) as f:
+                m = re.search(r'"pass": (\d+)', f.read())
+            return int(m.group(1)) if m else 0
+        except OSError:
+            return 0
+
+    def _wait_status_file(self, after_pass, timeout=5):
+        """The daemon sends STATUS= before it rewrites the status file: wait for the file of a
+        pass later than after_pass, so that tests read the pass they asked for."""
+        deadline = time.monotonic() + timeout
+        while self.status_pass() <= after_pass and time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                return
+            time.sleep(0.002)
 
     def rescan(self, timeout=60):
-        """SIGUSR1, then waits for the pass's STATUS= message."""
+        """SIGUSR1, then waits for the pass's STATUS= message (and its status file)."""
         start = self.notify.count()
+        before = self.status_pass()
         self.proc.send_signal(signal.SIGUSR1)
-        return self.notify.wait_for(lambda m: m.startswith("STATUS="), timeout, start) is not None
+        if self.notify.wait_for(lambda m: m.startswith("STATUS="), timeout, start) is None:
+            return False
+        self._wait_status_file(before)
+        return True
+
+    def reload(self, timeout=60):
+        """SIGHUP, then waits for RELOADING=1 and the READY=1 after it. Returns the indexes of
+        both messages in notify.messages, None for one that did not come."""
+        start = self.notify.count()
+        self.proc.send_signal(signal.SIGHUP)
+        i = self.notify.wait_for(lambda m: m == "RELOADING=1", timeout, start)
+        j = None if i is None else self.notify.wait_for(lambda m: m == "READY=1", timeout, i + 1)
+        if j is not None:  # as in wait_ready(): the STATUS= after READY=1
+            self.notify.wait_for(lambda m: m.startswith("STATUS="), 5, j + 1)
+        return i, j
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def status_json(self):
+        import json
+        with open(self.status_file) as f:
+            return json.load(f)
 
     def stop(self, timeout=30):
         if self.proc.poll() is None:
@@ -242,5 +329,5 @@ class Daemon:
         self.stop()
 
 
-def run(args, **kw):
-    return subprocess.run([PRELOCKD] + list(args), capture_output=True, text=True, **kw)
+def run(args, binary=None, **kw):
+    return subprocess.run([binary or PRELOCKD] + list(args), capture_output=True, text=True, **kw)

@@ -677,6 +677,15 @@ static void test_unknown_names(void)
 	load_fails("[daemon]\nexlude = x\n",
 		   "t.conf:2: unknown key 'exlude' in [daemon] (did you mean 'exclude' in [lock]?)\n",
 		   "close to a key of another section");
+	load_fails("[daemon]\nintrvl = 1\n",
+		   "t.conf:2: unknown key 'intrvl' in [daemon] (did you mean 'interval'?)\n",
+		   "suggestion at edit distance 2");
+	load_fails("[daemon]\nintvl = 1\n", "t.conf:2: unknown key 'intvl' in [daemon]\n",
+		   "no suggestion at edit distance 3");
+	load_fails("[lk]\n[prcsss]\n",
+		   "t.conf:1: unknown section [lk] (did you mean [lock]?)\n"
+		   "t.conf:2: unknown section [prcsss]\n",
+		   "section suggestions at edit distance 2 and 3");
 	load_fails("[lock]\nfrobnicate = 1\n", "t.conf:2: unknown key 'frobnicate' in [lock]\n",
 		   "unknown key, nothing close");
 	load_fails("[lock]\nmax total = 1G\n",
