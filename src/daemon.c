@@ -42,6 +42,22 @@ static void notify_status(struct daemon *d)
 		   format_bytes(budget, sizeof(budget), d->budget_bytes), next);
 }
 
+void pass_progress(struct daemon *d, const char *doing, uint32_t done, uint32_t total)
+{
+	if (d->dry_run || (!d->watchdog_usec && d->ready_sent))
+		return;
+	uint64_t now = now_usec(CLOCK_MONOTONIC);
+	/* sd-event pings only between loop iterations; a pass of seconds must ping itself. */
+	if (d->watchdog_usec && now - d->last_ping_usec >= d->watchdog_usec / 4) {
+		sd_notify(0, "WATCHDOG=1");
+		d->last_ping_usec = now;
+	}
+	if (!d->ready_sent && now - d->last_progress_usec >= 500000) {
+		sd_notifyf(0, "STATUS=%s %u/%u", doing, done, total);
+		d->last_progress_usec = now;
+	}
+}
+
 int daemon_pass(struct daemon *d)
 {
 	uint64_t cpu0 = cpu_usec(), t0 = now_usec(CLOCK_MONOTONIC);
@@ -212,6 +228,9 @@ int daemon_run(struct daemon *d)
 	r = sd_event_set_watchdog(d->event, true);
 	if (r < 0)
 		log_warning_errno(r, "cannot set up the watchdog, ignoring");
+	if (r > 0 && sd_watchdog_enabled(0, &d->watchdog_usec) <= 0)
+		d->watchdog_usec = 0;
+	d->last_ping_usec = d->last_progress_usec = now_usec(CLOCK_MONOTONIC);
 	r = sd_event_add_time(d->event, &d->timer, CLOCK_MONOTONIC, UINT64_MAX, 0, on_timer, d);
 	if (r < 0)
 		return log_error_errno(r, "cannot add timer"), r;

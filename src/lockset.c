@@ -543,6 +543,7 @@ int lock_pass(struct daemon *d)
 	}
 	for (uint32_t i = 0; i < n && !d->dry_run; i++) {
 		struct lfile *f = file_at(t, cand[i].slot);
+		pass_progress(d, "locking files", i, n);
 		if (cand[i].decision == DECIDE_FULL && f->reason != REASON_UNMAPPED &&
 		    cand[i].want_bytes > f->locked_bytes)
 			apply_full(d, f);
@@ -570,6 +571,7 @@ int lock_verify_accounting(struct daemon *d)
 	_cleanup_fclose_ FILE *f = fopen("/proc/self/smaps", "re");
 	char line[512];
 	unsigned long long start = 0, end = 0, rss_kb = 0, kernel_bytes = 0, kernel_rss = 0;
+	unsigned long long all_locked = 0, vmlck_kb = 0;
 	bool ours = false;
 
 	if (!f)
@@ -592,10 +594,24 @@ int lock_verify_accounting(struct daemon *d)
 			}
 		} else if (sscanf(line, "Rss: %llu kB", &rss_kb) == 1) {
 			continue;
-		} else if (strncmp(line, "VmFlags:", 8) == 0 && ours && strstr(line, " lo")) {
-			kernel_bytes += end - start;
-			kernel_rss += rss_kb * 1024;
+		} else if (strncmp(line, "VmFlags:", 8) == 0 && strstr(line, " lo")) {
+			all_locked += end - start;
+			if (ours) {
+				kernel_bytes += end - start;
+				kernel_rss += rss_kb * 1024;
+			}
 		}
+	}
+	/* VmLck counts every locked VMA, ours and the daemon's own (mlockall): the two views must
+	 * agree, and what is left after our own ranges is the daemon itself. */
+	_cleanup_fclose_ FILE *st = fopen("/proc/self/status", "re");
+	while (st && fgets(line, sizeof(line), st))
+		if (sscanf(line, "VmLck: %llu kB", &vmlck_kb) == 1)
+			break;
+	if (vmlck_kb * 1024 != all_locked) {
+		log_error("accounting mismatch: VmLck is %llu kB, locked VMAs in smaps add up to %llu kB",
+			  vmlck_kb, all_locked / 1024);
+		return -EIO;
 	}
 	if (kernel_bytes != d->locked_bytes) {
 		log_error("accounting mismatch: kernel reports %llu bytes in locked ranges, we count %llu",
@@ -607,6 +623,8 @@ int lock_verify_accounting(struct daemon *d)
 			  (unsigned long long)d->budget_bytes);
 		return -EIO;
 	}
-	log_debug("accounting verified: %llu bytes locked, %llu resident", kernel_bytes, kernel_rss);
+	log_debug("accounting verified: %llu bytes locked (%llu resident), VmLck %llu kB of which "
+		  "%llu kB the daemon itself", kernel_bytes, kernel_rss, vmlck_kb,
+		  vmlck_kb - kernel_bytes / 1024);
 	return 0;
 }

@@ -483,6 +483,7 @@ int scan_processes(struct daemon *d)
 		else
 			*p = (struct proc){ .pid = pids[i], .starttime = UINT64_MAX };
 		d->stats.procs++;
+		pass_progress(d, "scanning processes", i, npids);
 		r = scan_pid(d, p, full);
 		if (r == -ENOMEM) {
 			proc_free(p);
