@@ -26,7 +26,8 @@ static uint64_t cpu_usec(void)
 	return now_usec(CLOCK_PROCESS_CPUTIME_ID);
 }
 
-static void notify_status(struct daemon *d)
+/* STATUS= for the service manager, after READY=1 in the same datagram when ready is set. */
+static void notify_status(struct daemon *d, bool ready)
 {
 	char locked[32], budget[32], next[48] = "";
 
@@ -37,7 +38,8 @@ static void notify_status(struct daemon *d)
 			 (unsigned long long)(d->cfg.interval_usec / 1000000));
 	else
 		snprintf(next, sizeof(next), ", next scan on SIGUSR1/SIGHUP");
-	sd_notifyf(0, "STATUS=%u files, %s locked of %s budget%s", d->locked_files,
+	sd_notifyf(0, "%sSTATUS=%u files, %s locked of %s budget%s", ready ? "READY=1\n" : "",
+		   d->locked_files,
 		   format_bytes(locked, sizeof(locked), d->locked_bytes),
 		   format_bytes(budget, sizeof(budget), d->budget_bytes), next);
 }
@@ -92,7 +94,6 @@ int daemon_pass(struct daemon *d)
 		 format_bytes(budget, sizeof(budget), d->budget_bytes), d->stats.procs,
 		 d->stats.procs_read, d->stats.mappings, (unsigned)(cpu / 1000),
 		 (unsigned)(wall / 1000));
-	notify_status(d);
 	r = status_write(d);
 	if (r < 0 && !(d->warned & WARNED_STATUS)) {
 		log_warning_errno(r, "cannot write status file %s, running on without it",
@@ -130,6 +131,7 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata)
 	(void)s;
 	(void)usec;
 	daemon_pass(d);
+	notify_status(d, false);
 	arm_timer(d);
 	return 0;
 }
@@ -141,6 +143,7 @@ static int on_usr1(sd_event_source *s, const struct signalfd_siginfo *si, void *
 	(void)si;
 	log_info("SIGUSR1: rescanning now");
 	daemon_pass(d);
+	notify_status(d, false);
 	arm_timer(d);
 	return 0;
 }
@@ -188,8 +191,7 @@ static int on_hup(sd_event_source *s, const struct signalfd_siginfo *si, void *u
 		daemon_pass(d);
 		arm_timer(d);
 	}
-	sd_notify(0, "READY=1");
-	notify_status(d);
+	notify_status(d, true);
 	return 0;
 }
 
@@ -237,8 +239,7 @@ int daemon_run(struct daemon *d)
 	sd_event_source_set_enabled(d->timer, SD_EVENT_OFF);
 
 	daemon_pass(d);
-	sd_notify(0, "READY=1");
-	notify_status(d);
+	notify_status(d, true);
 	d->ready_sent = true;
 	arm_timer(d);
 

@@ -19,6 +19,16 @@ mappers = []
 dm = None
 
 
+def cli(args, binary=None):
+    """run() with a time limit: a mode that should exit at once but runs the daemon instead
+    must fail the test, not hang it."""
+    try:
+        return run(args, binary=binary, timeout=20)
+    except subprocess.TimeoutExpired as e:
+        return subprocess.CompletedProcess(e.cmd, "timeout (still running after 20s)",
+                                           e.stdout or "", e.stderr or "")
+
+
 def conf(name, text):
     p = os.path.join(d, name)
     with open(p, "w") as f:
@@ -39,37 +49,37 @@ try:
                        (["-c", good, "--json"], "--json without --dry-run or --status"),
                        (["-c", good, "-n", "-t"], "two modes at once"),
                        (["-c"], "-c without its argument")):
-        r = run(args)
+        r = cli(args)
         eq(r.returncode, 64, f"{what} exits 64")
         ok(r.stderr.strip() != "" and r.stdout == "", f"{what}: says why on stderr", r.stderr)
 
     # --- config errors: 78 ------------------------------------------------------------------
     bad = conf("bad.conf", "[daemon]\ninterval = 0\n[lock]\nincldue = ^/x/\nwhat = bogus\n")
-    r = run(["-c", bad])
+    r = cli(["-c", bad])
     eq(r.returncode, 78, "a config with an unknown key exits 78")
     ok(re.search(rf"^{re.escape(bad)}:4: .*incldue", r.stderr, re.M),
        "the unknown key is reported as FILE:LINE: message", r.stderr)
     ok(re.search(rf"^{re.escape(bad)}:5: .*bogus", r.stderr, re.M),
        "every error is reported, not only the first (line 5 too)", r.stderr)
     ok("include" in r.stderr, "the unknown key gets a suggestion", r.stderr)
-    r = run(["-c", bad, "-t"])
+    r = cli(["-c", bad, "-t"])
     eq(r.returncode, 78, "-t on a bad config exits 78")
     ok("configuration OK" not in r.stdout and f"{bad}:4:" in r.stderr,
        "-t on a bad config prints the errors, not OK", r.stdout + r.stderr)
-    r = run(["-c", os.path.join(d, "missing.conf")])
+    r = cli(["-c", os.path.join(d, "missing.conf")])
     eq(r.returncode, 78, "a missing config file exits 78")
     ok("missing.conf" in r.stderr, "and names the file", r.stderr)
 
     # --- -t, -V, -h: 0 ----------------------------------------------------------------------
-    r = run(["-c", good, "-t"])
+    r = cli(["-c", good, "-t"])
     eq(r.returncode, 0, "-t on a good config exits 0")
     eq(r.stdout.strip(), "configuration OK", "-t prints configuration OK")
-    r = run(["-V"])
+    r = cli(["-V"])
     eq(r.returncode, 0, "-V exits 0")
     ok(re.match(r"^prelockd \d+\.\d+(\.\d+)?", r.stdout), f"-V prints a version: {r.stdout!r}")
-    r = run(["--version"])
+    r = cli(["--version"])
     ok(r.returncode == 0 and re.match(r"^prelockd \d", r.stdout), "--version too")
-    r = run(["-h"])
+    r = cli(["-h"])
     eq(r.returncode, 0, "-h exits 0")
     ok("Usage" in r.stdout and "--dry-run" in r.stdout, "-h prints the usage", r.stdout)
     ok(not os.path.exists(state) and not os.path.exists(status),
@@ -78,7 +88,11 @@ try:
     # --- 77: no CAP_IPC_LOCK and a small RLIMIT_MEMLOCK -------------------------------------
     nocap = ["prlimit", "--memlock=65536:65536", "setpriv", "--inh-caps=-all",
              "--bounding-set=-ipc_lock"]
-    r = subprocess.run(nocap + [RELEASE, "-c", good], capture_output=True, text=True, timeout=30)
+    try:
+        r = subprocess.run(nocap + [RELEASE, "-c", good], capture_output=True, text=True,
+                           timeout=20)
+    except subprocess.TimeoutExpired as e:
+        r = subprocess.CompletedProcess(e.cmd, "timeout (still running after 20s)", "", "")
     eq(r.returncode, 77, "without CAP_IPC_LOCK and with RLIMIT_MEMLOCK 64K the daemon exits 77")
     for word in ("CAP_IPC_LOCK", "LimitMEMLOCK", "ulimit -l"):
         ok(word in r.stderr, f"the message names {word}", r.stderr)
@@ -138,7 +152,7 @@ try:
     ok(not os.path.exists(state) and not os.path.exists(status),
        "--dry-run writes no state and no status file")
 
-    r = run(["-c", good, "--dry-run", "--json"])
+    r = cli(["-c", good, "--dry-run", "--json"])
     eq(r.returncode, 0, "--dry-run --json exits 0")
     try:
         plan = json.loads(r.stdout)
@@ -158,12 +172,12 @@ try:
        "--dry-run --json writes no state and no status file")
 
     # --- --status -------------------------------------------------------------------------------
-    r = run(["-c", good, "--status"])
+    r = cli(["-c", good, "--status"])
     eq(r.returncode, 1, "--status with no daemon (no status file) exits 1")
     ok("running" in r.stderr, "and asks whether the daemon runs", r.stderr)
     dm = Daemon(d, open(good).read())
     ok(dm.wait_ready(), "daemon READY", dm.log())
-    r = run(["-c", good, "--status"])
+    r = cli(["-c", good, "--status"])
     eq(r.returncode, 0, "--status exits 0")
     rows = [line.split() for line in r.stdout.splitlines() if line.endswith(" " + lib1)]
     ok(len(rows) == 1 and " ".join(rows[0][:2]) == "3.0 MiB" and rows[0][4] == "2",
@@ -171,7 +185,7 @@ try:
     ok(not any(line.endswith(skip) for line in r.stdout.splitlines()),
        "--status does not list the excluded file", r.stdout)
     ok(f"pid {dm.pid}" in r.stdout, "--status names the daemon's pid", r.stdout)
-    r = run(["-c", good, "--status", "--json"])
+    r = cli(["-c", good, "--status", "--json"])
     eq(r.returncode, 0, "--status --json exits 0")
     try:
         st = json.loads(r.stdout)
@@ -190,11 +204,11 @@ try:
 
     # --- --reset-state ----------------------------------------------------------------------------
     ok(os.path.exists(state), "the daemon saved its state")
-    r = run(["-c", good, "--reset-state"])
+    r = cli(["-c", good, "--reset-state"])
     eq(r.returncode, 0, "--reset-state exits 0")
     ok(not os.path.exists(state), "--reset-state removed the state file")
     ok(state in r.stdout, "and says which file", r.stdout)
-    r = run(["-c", good, "-r"])
+    r = cli(["-c", good, "-r"])
     eq(r.returncode, 0, "-r with no state file exits 0 too")
 finally:
     if dm:

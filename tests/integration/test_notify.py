@@ -1,0 +1,79 @@
+#!/usr/bin/env python3
+"""The service manager's view: the exact sd_notify sequence through start, SIGUSR1, SIGHUP with a
+good and a broken config, and SIGTERM, plus watchdog pings, from a fake service manager."""
+import os
+import re
+import shutil
+import signal
+import time
+
+from lib import MiB, Daemon, Mapper, done, eq, make_file, ok, workdir
+
+WATCHDOG_USEC = 400000
+
+
+def significant(msgs):
+    """Messages without watchdog pings, progress reports and MONOTONIC_USEC values."""
+    out = []
+    for m in msgs:
+        if m == "WATCHDOG=1" or re.match(r"STATUS=(scanning processes|locking files) \d+/\d+$", m):
+            continue
+        out.append(re.sub(r"=\d+$", "=N", m) if m.startswith("MONOTONIC_USEC=") else m)
+    return out
+
+
+d = workdir()
+try:
+    path = make_file(os.path.join(d, "lib.so"), 2 * MiB)
+    conf = f"interval = 0\n[lock]\ninclude = ^{d}/\nwhat = whole\n"
+    with Mapper(path):
+        dm = Daemon(d, conf, env={"WATCHDOG_USEC": str(WATCHDOG_USEC)},
+                    prefix=["sh", "-c", 'WATCHDOG_PID=$$ exec "$0" "$@"'])
+        try:
+            ok(dm.wait_ready(), "READY=1 at start", dm.log())
+            n0 = dm.notify.count()
+            time.sleep(1.0)
+            pings = [m for m in dm.notify.messages[n0:] if m == "WATCHDOG=1"]
+            ok(len(pings) >= 2, f"watchdog pings while idle: {len(pings)} in 1 s "
+               f"(WATCHDOG_USEC={WATCHDOG_USEC})")
+
+            ok(dm.rescan(), "SIGUSR1 answered with STATUS=")
+
+            n1 = dm.notify.count()
+            dm.write_config(conf.replace("what = whole", "what = mapped"))
+            dm.proc.send_signal(signal.SIGHUP)
+            ok(dm.notify.wait_for(lambda m: m == "READY=1", 30, n1) is not None,
+               "READY=1 after a good reload")
+            time.sleep(0.2)
+
+            n2 = dm.notify.count()
+            dm.write_config(conf + "bogus_key = 1\n")
+            dm.proc.send_signal(signal.SIGHUP)
+            ok(dm.notify.wait_for(lambda m: m == "READY=1", 30, n2) is not None,
+               "READY=1 after a rejected reload too")
+            time.sleep(0.2)
+            ok(dm.proc.poll() is None, "still running after a broken config")
+            ok(re.search(r"prelockd\.conf:\d+: unknown key 'bogus_key'", dm.log()) is not None,
+               "the rejected reload says why, with FILE:LINE", dm.log())
+            n3 = dm.notify.count()
+        finally:
+            rc = dm.stop()
+        eq(rc, 0, "SIGTERM exits 0")
+
+        seq = significant(dm.notify.messages)
+        status = lambda m: re.match(r"STATUS=\d+ files, [\d.]+ \S+ locked of [\d.]+ \S+ budget, "
+                                    r"next scan on SIGUSR1/SIGHUP$", m) is not None
+        kinds = ["STATUS" if status(m) else m for m in seq]
+        want = ["READY=1", "STATUS",                             # start: first pass done
+                "STATUS",                                        # SIGUSR1
+                "RELOADING=1", "MONOTONIC_USEC=N", "READY=1", "STATUS",  # good reload
+                "RELOADING=1", "MONOTONIC_USEC=N", "READY=1", "STATUS",            # rejected
+                "STOPPING=1"]
+        eq(kinds, want, "the notify sequence")
+        bad = [m for m in seq if m.startswith("STATUS=") and not status(m)]
+        eq(bad, [], "every STATUS= line has files, MiB locked, budget and next scan")
+        first = next((m for m in seq if status(m)), "")
+        ok(first.startswith("STATUS=1 files, 2.0 MiB locked"), f"first STATUS counts the file: {first}")
+finally:
+    shutil.rmtree(d, ignore_errors=True)
+done()
