@@ -432,8 +432,12 @@ static bool file_candidate(struct daemon *d, uint32_t slot, struct candidate *c)
 	struct lfile *f = file_at(&d->files, slot);
 	bool gone = false;
 
-	if (f->npieces)
+	if (f->fd >= 0)
 		(void)file_refresh(d, f, &gone);
+	else if (f->eligible && f->opened_once && f->nprocs && (f->size == 0 || d->full_pass))
+		/* Not held open: an empty file may have been written since (cp truncates and rewrites
+		 * in place), and any other may have changed; look again now and then. */
+		(void)file_open_verified(d, f);
 	if (f->nprocs == 0 && !f->always) {
 		/* Unmapped: a replaced or deleted inode can never be mapped again; the rest waits
 		 * `keep` passes. */
@@ -551,9 +555,13 @@ int lock_pass(struct daemon *d)
 	free(cand);
 
 	d->locked_files = 0;
-	for (uint32_t s = 0; s < t->nslots; s++)
-		if (t->slots[s].in_use && t->slots[s].npieces)
+	for (uint32_t s = 0; s < t->nslots; s++) {
+		struct lfile *f = &t->slots[s];
+		if (f->in_use && f->npieces)
 			d->locked_files++;
+		else if (f->in_use)
+			file_close(f); /* a descriptor is held only while something is locked */
+	}
 	return 0;
 }
 

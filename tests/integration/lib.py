@@ -214,6 +214,11 @@ class Notify:
             os.unlink(self.path)
 
 
+def _pass_status(m):
+    """A pass's STATUS= summary, not a progress report ("STATUS=scanning processes 10/400")."""
+    return m.startswith("STATUS=") and not re.search(r" \d+/\d+$", m)
+
+
 class Daemon:
     """prelockd under test, with its own config, state and status files in `directory`."""
 
@@ -256,7 +261,7 @@ class Daemon:
             return False
         # The daemon sends STATUS= right after READY=1; wait for it too, so that a rescan() that
         # follows cannot take it for the STATUS= of its own pass.
-        self.notify.wait_for(lambda m: m.startswith("STATUS="), 5, i + 1)
+        self.notify.wait_for(_pass_status, 5, i + 1)
         return True
 
     def status_pass(self):
@@ -282,7 +287,7 @@ class Daemon:
         start = self.notify.count()
         before = self.status_pass()
         self.proc.send_signal(signal.SIGUSR1)
-        if self.notify.wait_for(lambda m: m.startswith("STATUS="), timeout, start) is None:
+        if self.notify.wait_for(_pass_status, timeout, start) is None:
             return False
         self._wait_status_file(before)
         return True
@@ -295,7 +300,7 @@ class Daemon:
         i = self.notify.wait_for(lambda m: m == "RELOADING=1", timeout, start)
         j = None if i is None else self.notify.wait_for(lambda m: m == "READY=1", timeout, i + 1)
         if j is not None:  # as in wait_ready(): the STATUS= after READY=1
-            self.notify.wait_for(lambda m: m.startswith("STATUS="), 5, j + 1)
+            self.notify.wait_for(_pass_status, 5, j + 1)
         return i, j
 
     def alive(self):

@@ -118,11 +118,11 @@ try:
     os.truncate(g, MiB + 100)
     ok(dm.rescan(), "(d) rescan after truncating g.so to 1 MiB + 100 bytes")
     want = MiB + 4096
-    # BUG (reported): the kernel unmaps the whole large folio it splits at the new end, so the
-    # daemon's kept piece ends in pages that are no longer mapped, hence not locked (Rss < Size),
-    # while the daemon counts them locked. It would have to populate (mlock again) that piece.
+    # The kernel unmaps the whole large folio it splits at the new end, from our mapping too: the
+    # kept piece must be populated again, or its last pages are counted locked but are not
+    # (Rss < Size).
     eq(locked_by_inode(dm.pid, st[g]), (want, want),
-       "BUG partial-truncate: (d) g.so is locked, and resident, up to its new end")
+       "(d) g.so is locked, and resident, up to its new end")
 
     eq(dm.stop(), 0, "SIGTERM exits 0")
     log = dm.log()

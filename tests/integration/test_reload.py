@@ -101,7 +101,7 @@ try:
 
     sampler["stop"] = True
     th.join(5)
-    ok(sampler["n"] > 20, f"b.so's mappings sampled {sampler['n']} times during the reloads")
+    ok(sampler["n"] >= 2, f"b.so's mappings sampled {sampler['n']} times during the reloads")
     eq(sampler["bad"][:3], [], "b.so was never unlocked, shrunk or moved, not even for a moment")
 
     # 3. A good config again, without the exclude: a.so is locked again.
