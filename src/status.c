@@ -201,8 +201,9 @@ int status_print(const char *status_file, bool json)
 				 "\"processes\": %" SCNu64,
 			   &fb, &fs, &fp) < 2)
 			continue;
+		_cleanup_free_ char *esc = escape_path(path);
 		printf("%12s %12s %6" PRIu64 "  %s\n", format_bytes(tb, sizeof(tb), fb),
-		       format_bytes(bb, sizeof(bb), fs), fp, path);
+		       format_bytes(bb, sizeof(bb), fs), fp, esc ? esc : path);
 		shown++;
 	}
 	if (files > shown)
@@ -260,9 +261,12 @@ void dry_run_print(struct daemon *d)
 			snprintf(whybuf, sizeof(whybuf), "cannot open: %s", strerror(f->open_errno));
 			why = whybuf;
 		}
+		/* One line per file, whatever bytes the name holds: control characters as %XX. */
+		_cleanup_free_ char *shown = escape_path(f->path);
 		printf("%-10s %12s %12s %6u  %-22s %s\n", f->plan_bytes ? "lock" : "skip",
 		       f->opened_once ? format_bytes(sb, sizeof(sb), f->size) : "-",
-		       format_bytes(lb, sizeof(lb), f->plan_bytes), f->nprocs, why, f->path);
+		       format_bytes(lb, sizeof(lb), f->plan_bytes), f->nprocs, why,
+		       shown ? shown : f->path);
 	}
 	printf("\n%u of %u files selected: %s of a %s budget (what = %s), %u processes scanned\n",
 	       selected, n, format_bytes(lb, sizeof(lb), total), format_bytes(bb, sizeof(bb), d->budget_bytes),
