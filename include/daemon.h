@@ -130,6 +130,20 @@ uint64_t compute_budget(const struct config *cfg, uint64_t memtotal_bytes, size_
 int state_save(struct daemon *d);
 int state_restore(struct daemon *d);
 int state_reset(const struct config *cfg);
+/* The state file's reader, a pure function over its NUL-terminated text (modified in place);
+ * exposed for tests and the fuzzer. Returns 0, the line number of the first error (> 0: the
+ * file is to be ignored as a whole), or -ENOMEM. */
+struct saved_range {
+	uint64_t off, len;
+};
+struct saved_file {
+	uint64_t dev, ino, size, mtime_ns;
+	char *path;
+	struct saved_range *ranges;
+	uint32_t nranges;
+};
+int state_parse(char *text, size_t page, struct saved_file **out, uint32_t *nout);
+void saved_free(struct saved_file *v, uint32_t n);
 
 /* status.c */
 int status_write(struct daemon *d);

@@ -34,7 +34,8 @@ struct piece {
 struct lfile {
 	uint64_t dev, ino; /* dev as makedev(major, minor) */
 	char *path;        /* as the mapping process sees it */
-	pid_t ns_pid;      /* open through /proc/ns_pid/root when not 0 */
+	pid_t ns_pid;      /* a process of another mount namespace that maps it, or 0 */
+	bool own_path;     /* last opened by its own path, not through /proc/ns_pid/root */
 	int fd;            /* held while anything is locked, else -1 */
 	uint64_t size;     /* st_size when last checked; 0 before first open */
 	uint64_t blocks_bytes;
@@ -86,6 +87,9 @@ static inline struct lfile *file_at(struct file_table *t, uint32_t slot)
 {
 	return &t->slots[slot];
 }
+
+/* A bitmap larger than this (16 GiB of 4 KiB pages, 512 KiB of bits) is not worth its memory. */
+#define MAX_WANT_PAGES (1u << 22)
 
 /* Page bitmap helpers. */
 int file_want_reserve(struct lfile *f, uint64_t npages);

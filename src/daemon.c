@@ -63,7 +63,6 @@ void pass_progress(struct daemon *d, const char *doing, uint32_t done, uint32_t 
 int daemon_pass(struct daemon *d)
 {
 	uint64_t cpu0 = cpu_usec(), t0 = now_usec(CLOCK_MONOTONIC);
-	uint64_t before_bytes = d->locked_bytes;
 	int r;
 
 	d->pass++;
@@ -87,7 +86,7 @@ int daemon_pass(struct daemon *d)
 
 	char locked[32], budget[32];
 	struct log_fields lf = { .bytes = (int64_t)d->locked_bytes, .files = d->locked_files };
-	log_full(before_bytes != d->locked_bytes || d->pass == 1 ? LOG_INFO : LOG_DEBUG, &lf, 0,
+	log_full(LOG_INFO, &lf, 0,
 		 "pass %u: %u files, %s locked of %s budget; %u processes (%u read), %u mappings, "
 		 "%u ms CPU, %u ms wall",
 		 d->pass, d->locked_files, format_bytes(locked, sizeof(locked), d->locked_bytes),

@@ -55,30 +55,64 @@ void file_check_evaluate(struct daemon *d, struct lfile *f)
 	}
 }
 
-static int file_open_path(struct daemon *d, const struct lfile *f)
+/* The path to reach the file by: its own path, or the same path inside the mount namespace of
+ * the process that maps it. */
+static const char *file_path_via(struct daemon *d, const struct lfile *f, bool via_ns, char *buf,
+				 size_t len)
 {
-	char buf[4200];
-	const char *path = f->path;
+	if (!via_ns)
+		return f->path;
+	if ((size_t)snprintf(buf, len, "%s/%d/root%s", d->proc_root, (int)f->ns_pid, f->path) >= len)
+		return NULL;
+	return buf;
+}
 
-	/* Paths in maps belong to the mapping process's mount namespace. */
-	if (f->ns_pid) {
-		if ((size_t)snprintf(buf, sizeof(buf), "%s/%d/root%s", d->proc_root, (int)f->ns_pid,
-				     f->path) >= sizeof(buf))
-			return -ENAMETOOLONG;
-		path = buf;
-	}
+/* Opens by the safety rules and checks that the result is a regular file and the very inode the
+ * process maps. Returns the fd or -errno, with *reason set for a file that is not it. */
+static int open_checked(const char *path, const struct lfile *f, struct stat *st,
+			enum file_reason *reason)
+{
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | O_NOFOLLOW);
-	return fd < 0 ? -errno : fd;
+	*reason = REASON_OPEN_FAILED;
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, st) < 0) {
+		int r = -errno;
+		close(fd);
+		return r;
+	}
+	if (!S_ISREG(st->st_mode)) {
+		*reason = REASON_NOT_REGULAR;
+		close(fd);
+		return -EBADFD;
+	}
+	if ((uint64_t)st->st_dev != f->dev || (uint64_t)st->st_ino != f->ino) {
+		*reason = REASON_REPLACED;
+		close(fd);
+		return -ESTALE;
+	}
+	*reason = REASON_NONE;
+	return fd;
 }
 
 int file_open_verified(struct daemon *d, struct lfile *f)
 {
+	char buf[4200];
 	struct stat st;
-	int fd, r;
+	enum file_reason reason;
+	int fd;
 
 	if (f->fd >= 0)
 		return 0;
-	fd = file_open_path(d, f);
+	/* Our own view first, even for a process in another mount namespace: a sandboxed daemon
+	 * (PrivateTmp= and friends) is in a namespace of its own, yet sees the same /usr. The
+	 * inode check makes a wrong file harmless; then try the process's own view. */
+	fd = open_checked(f->path, f, &st, &reason);
+	f->own_path = fd >= 0;
+	if (fd < 0 && f->ns_pid && reason != REASON_NOT_REGULAR) {
+		const char *p = file_path_via(d, f, true, buf, sizeof(buf));
+		fd = p ? open_checked(p, f, &st, &reason) : -ENAMETOOLONG;
+	}
 	if (fd < 0) {
 		d->stats.open_failed++;
 		if (fd == -EMFILE || fd == -ENFILE) {
@@ -87,43 +121,25 @@ int file_open_verified(struct daemon *d, struct lfile *f)
 			d->warned |= WARNED_NOFILE;
 		}
 		f->open_errno = -fd;
-		f->reason = REASON_OPEN_FAILED;
+		f->reason = reason;
 		return fd;
 	}
 	d->stats.files_opened++;
-	if (fstat(fd, &st) < 0) {
-		r = -errno;
-		goto fail;
-	}
-	/* The safety rules: a regular file, and the very inode the process maps. */
-	if (!S_ISREG(st.st_mode)) {
-		f->reason = REASON_NOT_REGULAR;
-		r = -EBADFD;
-		goto fail_reason;
-	}
-	if ((uint64_t)st.st_dev != f->dev || (uint64_t)st.st_ino != f->ino) {
-		f->reason = REASON_REPLACED;
-		r = -ESTALE;
-		goto fail_reason;
-	}
 	f->size = (uint64_t)st.st_size;
 	f->blocks_bytes = (uint64_t)st.st_blocks * 512;
 	f->opened_once = true;
 	if (f->size > SPARSE_MIN_PAGES * d->page && f->blocks_bytes < f->size / 2) {
 		f->reason = REASON_SPARSE;
-		r = -EFBIG;
-		goto fail_reason;
+		close(fd);
+		return -EFBIG;
 	}
-	if (f->reason == REASON_OPEN_FAILED || f->reason == REASON_SPARSE)
+	if (f->reason == REASON_OPEN_FAILED || f->reason == REASON_SPARSE ||
+	    f->reason == REASON_REPLACED || f->reason == REASON_NOT_REGULAR)
 		f->reason = REASON_NONE;
+	/* Whichever open first succeeds sizes the page bitmap (`mapped`, `resident`). */
+	(void)file_want_reserve(f, MIN(round_up(f->size, d->page) / d->page, (uint64_t)MAX_WANT_PAGES));
 	f->fd = fd;
 	return 0;
-fail:
-	f->open_errno = -r;
-	f->reason = REASON_OPEN_FAILED;
-fail_reason:
-	close(fd);
-	return r;
 }
 
 static void file_close(struct lfile *f)
@@ -241,7 +257,7 @@ static uint64_t plan_runs(struct daemon *d, struct lfile *f)
 	end = MIN(end, (uint64_t)f->want_npages);
 	for (uint64_t p = 0; p <= end && total < cap; p++) {
 		if (p < end && p % 64 == 0 && f->want_bits[p / 64] == 0) {
-			p += 63;
+			p = MIN(p + 63, end - 1); /* the loop's p++ must still reach end */
 			continue;
 		}
 		if (p < end && !file_want_test(f, p))
@@ -379,8 +395,7 @@ static int file_refresh(struct daemon *d, struct lfile *f, bool *gone)
 			d->locked_set_changed = true;
 		}
 	}
-	if (d->cfg.what != WHAT_WHOLE)
-		(void)file_want_reserve(f, MIN(end / d->page, (uint64_t)(1u << 22)));
+	(void)file_want_reserve(f, MIN(end / d->page, (uint64_t)MAX_WANT_PAGES));
 	file_repopulate(f);
 	return 0;
 }
@@ -390,12 +405,8 @@ static bool file_replaced(struct daemon *d, struct lfile *f)
 {
 	struct stat st;
 	char buf[4200];
-	const char *path = f->path;
-	if (f->ns_pid) {
-		snprintf(buf, sizeof(buf), "%s/%d/root%s", d->proc_root, (int)f->ns_pid, f->path);
-		path = buf;
-	}
-	if (stat(path, &st) < 0)
+	const char *path = file_path_via(d, f, !f->own_path && f->ns_pid, buf, sizeof(buf));
+	if (!path || stat(path, &st) < 0)
 		return true;
 	return (uint64_t)st.st_dev != f->dev || (uint64_t)st.st_ino != f->ino;
 }

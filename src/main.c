@@ -26,7 +26,7 @@ enum {
 struct options {
 	const char *config;
 	const char *proc_root;
-	bool dry_run, json, test_config, reset_state, status, version, help;
+	bool config_given, dry_run, json, test_config, reset_state, status, version, help;
 };
 
 static void usage(FILE *f)
@@ -70,7 +70,10 @@ static int parse_args(int argc, char **argv, struct options *o)
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":c:ntrsVh", longopts, NULL)) != -1) {
 		switch (c) {
-		case 'c': o->config = optarg; break;
+		case 'c':
+			o->config = optarg;
+			o->config_given = true;
+			break;
 		case 'n': o->dry_run = true; break;
 		case OPT_JSON: o->json = true; break;
 		case 't': o->test_config = true; break;
@@ -214,7 +217,14 @@ static int run(int argc, char **argv)
 		printf("prelockd %s\n", PRELOCKD_VERSION);
 		return EXIT_OK;
 	}
-	r = config_load(o.config, &cfg, print_config_error, NULL);
+	if (!o.config_given && access(o.config, F_OK) < 0 && errno == ENOENT) {
+		/* Every key is optional: no config file at the default place means the defaults. */
+		r = config_init_defaults(&cfg);
+		if (r == 0 && !o.test_config && !o.status && !o.reset_state)
+			fprintf(stderr, "prelockd: %s not found, using the defaults\n", o.config);
+	} else {
+		r = config_load(o.config, &cfg, print_config_error, NULL);
+	}
 	if (r < 0)
 		return r == -EINVAL ? EXIT_CONFIG : (r == -ENOENT || r == -EACCES ? EXIT_CONFIG : EXIT_FAIL);
 	if (o.test_config) {
@@ -227,6 +237,8 @@ static int run(int argc, char **argv)
 		r = state_reset(&cfg);
 		if (r < 0)
 			fprintf(stderr, "prelockd: cannot delete %s: %s\n", cfg.state_file, strerror(-r));
+		else if (!*cfg.state_file)
+			printf("no state file configured (state_file is empty)\n");
 		else
 			printf("state file %s removed\n", cfg.state_file);
 		config_free(&cfg);

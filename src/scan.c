@@ -26,8 +26,6 @@
  * page-table entry costs ~50 ns to read, a pread ~3 us). */
 #define PAGEMAP_BATCH 8192
 #define PAGEMAP_GAP 16
-/* A bitmap larger than this (16 GiB of 4 KiB pages, 512 KiB of bits) is not worth its memory. */
-#define MAX_WANT_PAGES (1u << 22)
 
 int parse_proc_stat(const char *buf, size_t len, struct proc_stat *st)
 {
@@ -106,11 +104,6 @@ struct scan_one {
 	bool other_ns;
 };
 
-static uint64_t file_pages(const struct daemon *d, const struct lfile *f)
-{
-	return MIN(round_up(f->size, d->page) / d->page, (uint64_t)MAX_WANT_PAGES);
-}
-
 /* Decides, once per file, whether its path qualifies, and opens it to learn its size. */
 static void file_first_seen(struct daemon *d, struct lfile *f, bool deleted, pid_t ns_pid)
 {
@@ -122,8 +115,8 @@ static void file_first_seen(struct daemon *d, struct lfile *f, bool deleted, pid
 		return;
 	}
 	file_check_evaluate(d, f);
-	if (f->eligible && file_open_verified(d, f) == 0 && d->cfg.what != WHAT_WHOLE)
-		(void)file_want_reserve(f, file_pages(d, f));
+	if (f->eligible)
+		(void)file_open_verified(d, f);
 }
 
 static int push_pm(struct daemon *d, uint64_t vpage, uint64_t npages, uint32_t slot, uint64_t pgoff)
@@ -268,6 +261,8 @@ static int on_mapping(const struct map_entry *e, void *userdata)
 	struct lfile *f = file_at(&d->files, (uint32_t)s);
 	if (created)
 		file_first_seen(d, f, e->deleted, c->other_ns ? c->p->pid : 0);
+	else if (c->other_ns && !e->deleted)
+		f->ns_pid = c->p->pid; /* the latest process to map it, the likeliest to live on */
 	int r = add_pmap(c->p, d->cfg.what == WHAT_MAPPED, (uint32_t)s, e->offset / d->page,
 			 (e->end - e->start) / d->page);
 	if (r < 0)
@@ -448,8 +443,9 @@ static void note_error(struct daemon *d, pid_t pid, int r)
 	} else if (r == -EACCES || r == -EPERM) {
 		d->stats.procs_denied++;
 		if (!(d->warned & WARNED_DENIED)) {
-			log_warning_errno(r, "cannot read the mappings of pid %d (CAP_SYS_PTRACE missing?), "
-					     "skipping such processes (reported once)", (int)pid);
+			log_warning_errno(r, "cannot read the mappings of pid %d (needs CAP_SYS_PTRACE, and no "
+					     "sandbox or LSM in the way), skipping such processes (reported "
+					     "once)", (int)pid);
 			d->warned |= WARNED_DENIED;
 		}
 	} else if (!(d->warned & WARNED_BAD_PROC)) {

@@ -18,16 +18,6 @@
 
 #define STATE_MAGIC "prelockd-state 1\n"
 
-struct saved_range {
-	uint64_t off, len;
-};
-struct saved_file {
-	uint64_t dev, ino, size, mtime_ns;
-	char *path;
-	struct saved_range *ranges;
-	uint32_t nranges;
-};
-
 static int append(char **out, size_t *len, size_t *cap, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 static int append(char **out, size_t *len, size_t *cap, const char *fmt, ...)
@@ -68,7 +58,7 @@ int state_save(struct daemon *d)
 		struct lfile *f = &d->files.slots[s];
 		struct stat st;
 		/* Paths of other mount namespaces mean nothing after a restart. */
-		if (!f->in_use || !f->npieces || f->ns_pid || f->fd < 0 || fstat(f->fd, &st) < 0)
+		if (!f->in_use || !f->npieces || !f->own_path || f->fd < 0 || fstat(f->fd, &st) < 0)
 			continue;
 		_cleanup_free_ char *esc = escape_path(f->path);
 		if (!esc)
@@ -85,7 +75,7 @@ int state_save(struct daemon *d)
 	return write_file_atomic(d->cfg.state_file, out, len, 0644, true);
 }
 
-static void saved_free(struct saved_file *v, uint32_t n)
+void saved_free(struct saved_file *v, uint32_t n)
 {
 	for (uint32_t i = 0; i < n; i++) {
 		free(v[i].path);
@@ -96,7 +86,7 @@ static void saved_free(struct saved_file *v, uint32_t n)
 
 /* Parses the whole file first: a corrupt or foreign file is ignored as a whole. Returns the
  * line number of the first error (> 0), 0 on success, or -errno. */
-static int state_parse(char *text, size_t page, struct saved_file **out, uint32_t *nout)
+int state_parse(char *text, size_t page, struct saved_file **out, uint32_t *nout)
 {
 	struct saved_file *v = NULL;
 	uint32_t n = 0;
@@ -179,8 +169,6 @@ static void restore_one(struct daemon *d, const struct saved_file *sf)
 		return;
 	}
 	uint64_t end = round_up(f->size, d->page);
-	if (d->cfg.what != WHAT_WHOLE)
-		(void)file_want_reserve(f, MIN(end / d->page, (uint64_t)(1u << 22)));
 	for (uint32_t i = 0; i < sf->nranges; i++) {
 		uint64_t off = sf->ranges[i].off, len = sf->ranges[i].len;
 		if (off >= end)

@@ -254,7 +254,8 @@ void dry_run_print(struct daemon *d)
 		if (f->plan_bytes) {
 			selected++;
 			total += f->plan_bytes;
-			snprintf(whybuf, sizeof(whybuf), "%s%s", f->always ? "always" : f->critical ? "critical" : "mapped",
+			snprintf(whybuf, sizeof(whybuf), "%s%s",
+				 f->always ? "always" : f->critical ? "critical process" : "in use",
 				 f->reason == REASON_BUDGET_PARTLY ? ", cannot grow" : "");
 			why = whybuf;
 		} else if (f->reason == REASON_OPEN_FAILED) {

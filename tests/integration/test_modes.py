@@ -8,15 +8,23 @@ import shutil
 
 from lib import MiB, PAGE, Daemon, Mapper, done, eq, make_file, ok, smaps_locked, vmlck, workdir
 
-SIZE = 16 * MiB
+# Not a whole number of 64-page bitmap words, nor of pages: the last range must still count.
+SIZE = 16 * MiB + 5 * PAGE + 123
+NPAGES = -(-SIZE // PAGE)
+
+
+def pages(first, last):
+    """Pages the helper maps or touches for [first%, last%), as it computes them."""
+    return int(NPAGES * last / 100) - int(NPAGES * first / 100)
+
 d = workdir()
 try:
     path = make_file(os.path.join(d, "code.bin"), SIZE)
     with Mapper(path, 25, 75, 40, 50) as m:
-        for what, lo, hi in (("whole", SIZE, SIZE),
-                             ("mapped", SIZE // 2, SIZE // 2),
+        for what, lo, hi in (("whole", NPAGES * PAGE, NPAGES * PAGE),
+                             ("mapped", pages(25, 75) * PAGE, pages(25, 75) * PAGE),
                              # the kernel's fault-around and our gap filling add a few pages
-                             ("resident", SIZE // 10, SIZE // 10 + 64 * PAGE)):
+                             ("resident", pages(40, 50) * PAGE, (pages(40, 50) + 64) * PAGE)):
             with Daemon(d, f"interval = 0\n[lock]\ninclude = ^{d}/\nwhat = {what}\nkeep = 0\n") as dm:
                 ok(dm.wait_ready(), f"{what}: READY=1 after the first pass", dm.log())
                 rss, size = smaps_locked(dm.pid, path)
