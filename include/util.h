@@ -29,6 +29,11 @@ static inline void fclosep(FILE **f)
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
 #define MAX(a, b) ((a) > (b) ? (a) : (b))
 
+/* Makes room for element n of the growable array *arrayp (capacity *cap, doubling from
+ * initial). Returns 0 or -ENOMEM, leaving the array as it was. */
+int grow_array(void *arrayp, uint32_t *cap, uint32_t n, size_t elem_size, uint32_t initial);
+#define GROW_ARRAY(arr, n, cap, initial) grow_array(&(arr), &(cap), (n), sizeof(*(arr)), (initial))
+
 /* A growable buffer reused across reads so a pass allocates nothing in steady state. */
 struct buf {
 	char *data;

@@ -180,14 +180,8 @@ int file_lock_range(struct daemon *d, struct lfile *f, uint64_t off, uint64_t le
 	/* The budget is a hard limit, checked here where bytes are locked, not only in planning. */
 	if (d->locked_bytes + len > d->budget_bytes)
 		return -EDQUOT;
-	if (f->npieces == f->cap_pieces) {
-		uint32_t ncap = f->cap_pieces ? f->cap_pieces * 2 : 2;
-		struct piece *n = realloc(f->pieces, ncap * sizeof(*n));
-		if (!n)
-			return -ENOMEM;
-		f->pieces = n;
-		f->cap_pieces = ncap;
-	}
+	if (GROW_ARRAY(f->pieces, f->npieces, f->cap_pieces, 2) < 0)
+		return -ENOMEM;
 	void *a = mmap(NULL, len, PROT_READ, MAP_SHARED, f->fd, (off_t)off);
 	if (a == MAP_FAILED)
 		return -errno;
@@ -225,14 +219,8 @@ static bool whole_file(const struct daemon *d, const struct lfile *f)
 
 static int push_run(struct daemon *d, uint64_t off, uint64_t len)
 {
-	if (d->nruns == d->cap_runs) {
-		uint32_t ncap = d->cap_runs ? d->cap_runs * 2 : 64;
-		struct run *n = realloc(d->runs, ncap * sizeof(*n));
-		if (!n)
-			return -ENOMEM;
-		d->runs = n;
-		d->cap_runs = ncap;
-	}
+	if (GROW_ARRAY(d->runs, d->nruns, d->cap_runs, 64) < 0)
+		return -ENOMEM;
 	d->runs[d->nruns++] = (struct run){ off, len };
 	return 0;
 }

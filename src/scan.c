@@ -121,14 +121,8 @@ static void file_first_seen(struct daemon *d, struct lfile *f, bool deleted, pid
 
 static int push_pm(struct daemon *d, uint64_t vpage, uint64_t npages, uint32_t slot, uint64_t pgoff)
 {
-	if (d->npm == d->cap_pm) {
-		uint32_t ncap = d->cap_pm ? d->cap_pm * 2 : 256;
-		struct pm_req *r = realloc(d->pm, ncap * sizeof(*r));
-		if (!r)
-			return -ENOMEM;
-		d->pm = r;
-		d->cap_pm = ncap;
-	}
+	if (GROW_ARRAY(d->pm, d->npm, d->cap_pm, 256) < 0)
+		return -ENOMEM;
 	d->pm[d->npm++] = (struct pm_req){ .vpage = vpage, .npages = npages, .slot = slot,
 					   .pgoff = (uint32_t)pgoff };
 	return 0;

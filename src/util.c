@@ -7,6 +7,24 @@
 #include <sys/stat.h>
 #include <time.h>
 
+int grow_array(void *arrayp, uint32_t *cap, uint32_t n, size_t elem_size, uint32_t initial)
+{
+	void *old, *nw;
+	if (n < *cap)
+		return 0;
+	uint32_t ncap = *cap ? *cap * 2 : initial;
+	if (ncap <= n || ncap > UINT32_MAX / 2)
+		return -ENOMEM;
+	/* memcpy, not a cast to void **: the array may be of any pointer type. */
+	memcpy(&old, arrayp, sizeof(old));
+	nw = realloc(old, (size_t)ncap * elem_size);
+	if (!nw)
+		return -ENOMEM;
+	memcpy(arrayp, &nw, sizeof(nw));
+	*cap = ncap;
+	return 0;
+}
+
 void buf_free(struct buf *b)
 {
 	free(b->data);
