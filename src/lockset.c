@@ -175,11 +175,38 @@ void file_unlock_all(struct daemon *d, struct lfile *f)
 	file_close(f);
 }
 
+/* `resident` grows a file's locked set a few pages at a time. Growing the piece that ends where
+ * the new range starts keeps one VMA where a new mapping would add one (vm.max_map_count). With
+ * the VMA locked, mremap() populates and locks the new part itself. */
+static int extend_piece(struct daemon *d, struct lfile *f, uint64_t off, uint64_t len)
+{
+	for (uint32_t i = 0; i < f->npieces; i++) {
+		struct piece *p = &f->pieces[i];
+		if (p->off + p->len != off)
+			continue;
+		void *a = mremap(p->addr, p->len, p->len + len, MREMAP_MAYMOVE);
+		if (a == MAP_FAILED)
+			return -ENOENT; /* map it on its own instead */
+		p->addr = a;
+		p->len += len;
+		f->locked_bytes += len;
+		d->locked_bytes += len;
+		d->locked_set_changed = true;
+		/* Said again, to learn whether every page could be locked; counted either way, as
+		 * the kernel counts the VMA. */
+		return mlock((char *)a + p->len - len, len) < 0 ? -errno : 0;
+	}
+	return -ENOENT;
+}
+
 int file_lock_range(struct daemon *d, struct lfile *f, uint64_t off, uint64_t len)
 {
 	/* The budget is a hard limit, checked here where bytes are locked, not only in planning. */
 	if (d->locked_bytes + len > d->budget_bytes)
 		return -EDQUOT;
+	int r = extend_piece(d, f, off, len);
+	if (r != -ENOENT)
+		return r;
 	if (GROW_ARRAY(f->pieces, f->npieces, f->cap_pieces, 2) < 0)
 		return -ENOMEM;
 	void *a = mmap(NULL, len, PROT_READ, MAP_SHARED, f->fd, (off_t)off);
@@ -188,7 +215,7 @@ int file_lock_range(struct daemon *d, struct lfile *f, uint64_t off, uint64_t le
 	/* Under mlockall(MCL_FUTURE|MCL_ONFAULT) the new mapping is already lock-on-fault; mlock()
 	 * turns that into populate-and-lock. */
 	if (mlock(a, len) < 0) {
-		int r = -errno;
+		r = -errno;
 		munmap(a, len);
 		return r;
 	}
