@@ -5,6 +5,10 @@ MANDIR ?= $(PREFIX)/share/man
 SYSCONFDIR ?= /etc
 DESTDIR ?=
 PKG_CONFIG ?= pkg-config
+# Where systemd looks for units: from systemd.pc (in the systemd package on Debian 12, in
+# systemd-dev from Debian 13), else /lib/systemd/system.
+SYSTEMD_PC_UNITDIR = $(shell $(PKG_CONFIG) --variable=systemdsystemunitdir systemd 2>/dev/null)
+UNITDIR ?= $(or $(SYSTEMD_PC_UNITDIR),/lib/systemd/system)
 VERSION := 0.1.0
 
 CC ?= cc
@@ -18,7 +22,7 @@ DEPS_CFLAGS := $(shell $(PKG_CONFIG) --cflags libsystemd inih)
 DEPS_LIBS := $(shell $(PKG_CONFIG) --libs libsystemd inih)
 ALL_CFLAGS = -std=gnu11 $(WARNINGS) -Iinclude -D_GNU_SOURCE \
 	-DSYSCONFDIR='"$(SYSCONFDIR)"' -DPRELOCKD_VERSION='"$(VERSION)"' \
-	$(DEPS_CFLAGS) $(CFLAGS) $(EXTRA_CFLAGS)
+	$(DEPS_CFLAGS) $(CPPFLAGS) $(CFLAGS) $(EXTRA_CFLAGS)
 LDLIBS += $(DEPS_LIBS)
 
 BUILD ?= build
@@ -60,6 +64,118 @@ $(BUILD)/helpers/%: tests/helpers/%.c
 $(BUILD):
 	mkdir -p $(BUILD)
 
+# ==== Hardening: fuzz, check-asan, check-valgrind, lint (issue 5) ================================
+# Fuzz targets are tests/fuzz/fuzz_<name>.c (libFuzzer entry points over one parser each), with a
+# seed corpus in tests/fuzz/corpus/<name>/ and a dictionary in tests/fuzz/<name>.dict. `make check`
+# replays every committed corpus through them, built with the normal compiler and
+# tests/fuzz/standalone.c as main(), so an input that once crashed a parser stays a test.
+FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_REPLAY_BINS := $(patsubst %,$(BUILD)/fuzz/replay-%,$(FUZZ_TARGETS))
+UNIT_BINS += $(FUZZ_REPLAY_BINS)
+
+$(BUILD)/fuzz/replay-%: tests/fuzz/fuzz_%.c tests/fuzz/standalone.c $(BUILD)/libprelockd.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -DFUZZ_CORPUS='"$(CURDIR)/tests/fuzz/corpus/$*"' $(LDFLAGS) -o $@ \
+		$(filter %.c,$^) $(BUILD)/libprelockd.a $(LDLIBS)
+
+# `make fuzz`: each target runs FUZZ_SECONDS under libFuzzer + ASan + UBSan (clang; Debian's
+# clang-14 ships libFuzzer). New inputs go to build-fuzz/corpus/<name>/, crashes to
+# build-fuzz/artifacts/; any crash, leak or input slower than FUZZ_TIMEOUT seconds fails the run.
+# Worth keeping: `build-fuzz/fuzz-NAME -merge=1 tests/fuzz/corpus/NAME build-fuzz/corpus/NAME`.
+FUZZ_SECONDS ?= 30
+FUZZ_TIMEOUT ?= 10
+FUZZ_CC ?= clang
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+
+fuzz:
+	$(MAKE) --no-print-directory BUILD=$(FUZZ_BUILD) CC=$(FUZZ_CC) \
+		CFLAGS="-O1 -g $(FUZZ_SAN) -fsanitize=fuzzer-no-link" LDFLAGS="$(FUZZ_SAN)" fuzz-build
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		mkdir -p $(FUZZ_BUILD)/corpus/$$t $(FUZZ_BUILD)/artifacts; \
+		echo "fuzz: $$t for $(FUZZ_SECONDS) s"; \
+		if ! $(FUZZ_BUILD)/fuzz-$$t -max_total_time=$(FUZZ_SECONDS) -timeout=$(FUZZ_TIMEOUT) \
+			-dict=tests/fuzz/$$t.dict -artifact_prefix=$(FUZZ_BUILD)/artifacts/$$t- \
+			-print_final_stats=1 $(FUZZ_BUILD)/corpus/$$t tests/fuzz/corpus/$$t \
+			>$(FUZZ_BUILD)/$$t.log 2>&1; then \
+			tail -n 60 $(FUZZ_BUILD)/$$t.log; echo "fuzz: $$t FAILED (log: $(FUZZ_BUILD)/$$t.log)"; \
+			exit 1; \
+		fi; \
+		grep -E '^#[0-9]+[[:space:]]+DONE|^stat::(number_of_executed_units|peak_rss_mb|new_units_added)' \
+			$(FUZZ_BUILD)/$$t.log | sed 's/^/  /'; \
+	done
+
+fuzz-build: $(patsubst %,$(BUILD)/fuzz-%,$(FUZZ_TARGETS))
+
+$(BUILD)/fuzz-%: tests/fuzz/fuzz_%.c $(BUILD)/libprelockd.a
+	$(CC) $(ALL_CFLAGS) -fsanitize=fuzzer $(LDFLAGS) -o $@ $< $(BUILD)/libprelockd.a $(LDLIBS)
+
+# `make check-asan`: the whole suite with ASan + UBSan in everything: unit tests, corpus replays,
+# helpers, and both daemons the integration tests run (prelockd-debug and the release build). Any
+# report fails the test that triggered it: UBSan aborts (no recovery), ASan aborts, and LSan
+# turns a leak at exit into exit status 23 where the tests expect 0.
+ASAN_BUILD ?= build-asan
+ASAN_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+ASAN_OPTIONS ?= strict_string_checks=1:detect_stack_use_after_return=1:check_initialization_order=1
+UBSAN_OPTIONS ?= print_stacktrace=1
+
+sanitize check-asan:
+	ASAN_OPTIONS='$(ASAN_OPTIONS)' UBSAN_OPTIONS='$(UBSAN_OPTIONS)' PRELOCKD_SANITIZER=asan $(MAKE) --no-print-directory BUILD=$(ASAN_BUILD) \
+		BIN=$(ASAN_BUILD)/prelockd CFLAGS="-O1 -g $(ASAN_SAN)" LDFLAGS="$(ASAN_SAN)" check
+
+# `make check-valgrind`: memcheck on every unit test and corpus replay, and on the daemon (both
+# builds) in the integration tests named in VALGRIND_TESTS. Each valgrind run writes a log to
+# build-valgrind/logs; any error there (or a definite leak) fails the target, and the daemon
+# exits 99 on errors, which the tests see at SIGTERM.
+VALGRIND ?= valgrind
+VALGRIND_BUILD ?= build-valgrind
+VALGRIND_TESTS ?= changes state reload namespace vanish hostile_files
+VALGRIND_OPTS := --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
+	--show-leak-kinds=definite --track-origins=yes --child-silent-after-fork=yes \
+	--suppressions=$(CURDIR)/tests/valgrind.supp
+
+check-valgrind:
+	$(MAKE) --no-print-directory BUILD=$(VALGRIND_BUILD) BIN=$(VALGRIND_BUILD)/prelockd \
+		CFLAGS="-O1 -g" valgrind-run
+
+valgrind-run: $(BIN) $(BUILD)/prelockd-debug $(UNIT_BINS) $(HELPER_BINS)
+	@rm -rf $(BUILD)/logs && mkdir -p $(BUILD)/logs
+	@for b in prelockd prelockd-debug; do \
+		printf '#!/bin/sh\nexec %s %s --log-file=%s/logs/%s.%%p.log %s "$$@"\n' \
+			'$(VALGRIND)' '$(VALGRIND_OPTS)' '$(CURDIR)/$(BUILD)' $$b '$(CURDIR)/$(BUILD)/'$$b \
+			>$(BUILD)/vg-$$b; \
+		chmod +x $(BUILD)/vg-$$b; \
+	done
+	@PRELOCKD_SANITIZER=valgrind PRELOCKD=$(CURDIR)/$(BUILD)/vg-prelockd-debug \
+		PRELOCKD_RELEASE=$(CURDIR)/$(BUILD)/vg-prelockd BUILD=$(CURDIR)/$(BUILD) \
+		UNIT_WRAPPER="$(VALGRIND) $(VALGRIND_OPTS) --log-file=$(CURDIR)/$(BUILD)/logs/unit.%p.log" \
+		ONLY="$(VALGRIND_TESTS)" tests/run-tests $(UNIT_BINS)
+	@bad=$$(grep -L 'ERROR SUMMARY: 0 errors' $(BUILD)/logs/*.log 2>/dev/null); \
+	if [ -n "$$bad" ]; then echo "valgrind reported errors:"; for f in $$bad; do \
+		echo "== $$f"; head -n 80 $$f; done; exit 1; fi; \
+	echo "valgrind: $$(ls $(BUILD)/logs | wc -l) runs, no errors"
+
+# `make lint`: cppcheck and clang-tidy on the sources, helpers and fuzz targets. Every check that
+# is turned off, and every suppression, says why in tests/lint/.
+CPPCHECK ?= cppcheck
+CLANG_TIDY ?= clang-tidy
+LINT_SRCS := $(SRCS) $(HELPER_SRCS) $(wildcard tests/fuzz/*.c)
+LINT_CFLAGS := -std=gnu11 -Iinclude -D_GNU_SOURCE -DPRELOCKD_DEBUG -DSYSCONFDIR='"$(SYSCONFDIR)"' \
+	-DPRELOCKD_VERSION='"$(VERSION)"' $(DEPS_CFLAGS)
+
+lint:
+	$(CPPCHECK) --quiet --error-exitcode=1 --enable=warning,style,performance,portability \
+		--inline-suppr --suppressions-list=tests/lint/cppcheck.supp --std=c11 \
+		-D_GNU_SOURCE -D__linux__ -D__x86_64__ -Iinclude $(LINT_SRCS)
+	$(CLANG_TIDY) --quiet --config-file=tests/lint/clang-tidy.yaml $(LINT_SRCS) -- $(LINT_CFLAGS)
+
+clean: clean-hardening
+clean-hardening:
+	rm -rf $(ASAN_BUILD) $(FUZZ_BUILD) $(VALGRIND_BUILD)
+
+.PHONY: fuzz fuzz-build check-valgrind valgrind-run lint clean-hardening
+# ==== end of hardening ===========================================================================
+
 # Unit tests run as anyone; integration tests need root and the real kernel.
 check: $(BIN) $(BUILD)/prelockd-debug $(UNIT_BINS) $(HELPER_BINS)
 	@PRELOCKD=$(CURDIR)/$(BUILD)/prelockd-debug PRELOCKD_RELEASE=$(CURDIR)/$(BIN) \
@@ -68,12 +184,74 @@ check: $(BIN) $(BUILD)/prelockd-debug $(UNIT_BINS) $(HELPER_BINS)
 unit: $(UNIT_BINS)
 	@PRELOCKD=$(CURDIR)/prelockd BUILD=$(CURDIR)/$(BUILD) tests/run-tests --unit-only $(UNIT_BINS)
 
-sanitize check-asan:
-	$(MAKE) BUILD=build-asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer" \
-		LDFLAGS="-fsanitize=address,undefined" check
-
 format:
 	clang-format -i src/*.c include/*.h tests/unit/*.c tests/unit/*.h tests/helpers/*.c
 
 clean:
 	rm -rf build build-asan prelockd
+
+# ==== Install: install, uninstall, the generated unit (issue 3) ==================================
+# Everything lands under $(DESTDIR); the paths written into the unit leave DESTDIR out. The config
+# is installed only where there is none yet, and uninstall removes it only while it is identical
+# to the shipped one, so an administrator's edits survive both. Nothing is stripped or compressed
+# here: for the .deb, dh_strip and dh_compress do that (debian/rules).
+INSTALL ?= install
+SERVICE_UNIT := $(BUILD)/prelockd.service
+
+# Regenerated on every run: SBINDIR and SYSCONFDIR may differ from one make run to the next. The
+# template's comment lines that name the placeholders are dropped; any placeholder left is an error.
+$(SERVICE_UNIT): prelockd.service.in | $(BUILD)
+	{ echo '# Generated from prelockd.service.in by make.'; \
+	  sed -e '/^#.*@[A-Z_]*@/d' -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' $<; \
+	} >$@.tmp
+	@if grep -n '@[A-Z_]*@' $@.tmp; then \
+		echo "$@: placeholder left in the unit" >&2; rm -f $@.tmp; exit 1; fi
+	mv $@.tmp $@
+
+install: $(BIN) $(SERVICE_UNIT)
+	$(INSTALL) -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(SYSCONFDIR) $(DESTDIR)$(UNITDIR) \
+		$(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man5
+	$(INSTALL) -m 0755 $(BIN) $(DESTDIR)$(SBINDIR)/prelockd
+	$(INSTALL) -m 0644 $(SERVICE_UNIT) $(DESTDIR)$(UNITDIR)/prelockd.service
+	$(INSTALL) -m 0644 man/prelockd.8 $(DESTDIR)$(MANDIR)/man8/prelockd.8
+	$(INSTALL) -m 0644 man/prelockd.conf.5 $(DESTDIR)$(MANDIR)/man5/prelockd.conf.5
+	@conf='$(DESTDIR)$(SYSCONFDIR)/prelockd.conf'; \
+	if [ -e "$$conf" ] || [ -L "$$conf" ]; then \
+		echo "$$conf exists: kept as it is (the shipped default is prelockd.conf)"; \
+	else \
+		echo "$(INSTALL) -m 0644 prelockd.conf $$conf"; \
+		$(INSTALL) -m 0644 prelockd.conf "$$conf"; \
+	fi
+
+uninstall:
+	rm -f $(DESTDIR)$(SBINDIR)/prelockd $(DESTDIR)$(UNITDIR)/prelockd.service \
+		$(DESTDIR)$(MANDIR)/man8/prelockd.8 $(DESTDIR)$(MANDIR)/man5/prelockd.conf.5
+	@conf='$(DESTDIR)$(SYSCONFDIR)/prelockd.conf'; \
+	if [ -L "$$conf" ]; then \
+		echo "$$conf is a symbolic link: kept"; \
+	elif [ ! -e "$$conf" ]; then \
+		:; \
+	elif cmp -s prelockd.conf "$$conf"; then \
+		echo "rm -f $$conf"; rm -f "$$conf"; \
+	else \
+		echo "$$conf differs from the shipped prelockd.conf: kept"; \
+	fi
+
+.PHONY: install uninstall $(SERVICE_UNIT)
+# ==== end of install =============================================================================
+
+# --- benchmarks (bench/: `make bench`, as root) --------------------------------------------------
+# Efficacy under memory pressure and cost on a large population, against vmtouch and memlockd.
+# Needs root, vmtouch, memlockd and gnuplot (it checks, and installs nothing); takes about 6 min.
+# Writes bench/results/ and docs/bench-latency.png. BENCH_ARGS="--quick" for a short trial run.
+PYTHON ?= python3
+BENCH_HELPERS := $(addprefix $(BUILD)/bench/,standin hog population readmaps)
+BENCH_ARGS ?=
+
+bench: $(BIN) $(BENCH_HELPERS)
+	PRELOCKD=$(CURDIR)/$(BIN) BENCH_HELPERS=$(CURDIR)/$(BUILD)/bench $(PYTHON) bench/run.py $(BENCH_ARGS)
+
+$(BUILD)/bench/%: bench/%.c bench/benchutil.h
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< -ldl
+# --- end of benchmarks ---------------------------------------------------------------------------

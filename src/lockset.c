@@ -55,6 +55,11 @@ void file_check_evaluate(struct daemon *d, struct lfile *f)
 	}
 }
 
+static bool is_sparse(const struct daemon *d, uint64_t size, uint64_t blocks_bytes)
+{
+	return size > SPARSE_MIN_PAGES * d->page && blocks_bytes < size / 2;
+}
+
 /* The path to reach the file by: its own path, or the same path inside the mount namespace of
  * the process that maps it. */
 static const char *file_path_via(struct daemon *d, const struct lfile *f, bool via_ns, char *buf,
@@ -128,7 +133,7 @@ int file_open_verified(struct daemon *d, struct lfile *f)
 	f->size = (uint64_t)st.st_size;
 	f->blocks_bytes = (uint64_t)st.st_blocks * 512;
 	f->opened_once = true;
-	if (f->size > SPARSE_MIN_PAGES * d->page && f->blocks_bytes < f->size / 2) {
+	if (is_sparse(d, f->size, f->blocks_bytes)) {
 		f->reason = REASON_SPARSE;
 		close(fd);
 		return -EFBIG;
@@ -386,6 +391,13 @@ static int file_refresh(struct daemon *d, struct lfile *f, bool *gone)
 		return -errno;
 	if (st.st_nlink == 0)
 		*gone = true;
+	/* Grown with holes (truncate -s, a hole punched): never lock it because it is mapped. */
+	f->blocks_bytes = (uint64_t)st.st_blocks * 512;
+	if (is_sparse(d, (uint64_t)st.st_size, f->blocks_bytes)) {
+		f->size = (uint64_t)st.st_size;
+		f->reason = REASON_SPARSE;
+		return 0;
+	}
 	uint64_t size = (uint64_t)st.st_size;
 	if (size == f->size) {
 		/* Hole punching drops pages without changing the size; a full pass finds them. */
@@ -606,7 +618,7 @@ int lock_verify_accounting(struct daemon *d)
 	char line[512];
 	unsigned long long start = 0, end = 0, rss_kb = 0, kernel_bytes = 0, kernel_rss = 0;
 	unsigned long long all_locked = 0, vmlck_kb = 0;
-	bool ours = false;
+	unsigned long long ours = 0;
 
 	if (!f)
 		return -errno;
@@ -615,25 +627,25 @@ int lock_verify_accounting(struct daemon *d)
 		if (sscanf(line, "%llx-%llx ", &a, &b) == 2) {
 			start = a;
 			end = b;
-			ours = false;
-			for (uint32_t s = 0; s < d->files.nslots && !ours; s++) {
+			/* The kernel may merge two of our mappings into one VMA (same file, adjacent
+			 * addresses and offsets), or hold one of ours in several: count overlaps. */
+			ours = 0;
+			for (uint32_t s = 0; s < d->files.nslots; s++) {
 				struct lfile *lf = &d->files.slots[s];
 				for (uint32_t i = 0; lf->in_use && i < lf->npieces; i++) {
 					uintptr_t pa = (uintptr_t)lf->pieces[i].addr;
-					if (start >= pa && end <= pa + lf->pieces[i].len) {
-						ours = true;
-						break;
-					}
+					uintptr_t pe = pa + lf->pieces[i].len;
+					if (pa < end && pe > start)
+						ours += MIN(end, pe) - MAX(start, pa);
 				}
 			}
 		} else if (sscanf(line, "Rss: %llu kB", &rss_kb) == 1) {
 			continue;
 		} else if (strncmp(line, "VmFlags:", 8) == 0 && strstr(line, " lo")) {
 			all_locked += end - start;
-			if (ours) {
-				kernel_bytes += end - start;
+			kernel_bytes += ours;
+			if (ours == end - start)
 				kernel_rss += rss_kb * 1024;
-			}
 		}
 	}
 	/* VmLck counts every locked VMA, ours and the daemon's own (mlockall): the two views must
