@@ -90,7 +90,7 @@ struct daemon {
 	uint32_t warned; /* WARNED_* bits: say each problem once */
 	uint64_t next_scan_usec;
 	uint64_t watchdog_usec;   /* 0: no watchdog */
-	uint64_t last_ping_usec, last_progress_usec;
+	uint64_t last_ping_usec, last_progress_usec, progress_every_usec;
 };
 
 #define WARNED_DENIED 0x1u

@@ -74,6 +74,37 @@ try:
         eq(bad, [], "every STATUS= line has files, MiB locked, budget and next scan")
         first = next((m for m in seq if status(m)), "")
         ok(first.startswith("STATUS=1 files, 2.0 MiB locked"), f"first STATUS counts the file: {first}")
+
+    # A long first pass reports progress and keeps the watchdog fed before READY=1. Passes here
+    # take milliseconds, so the test build is asked to report at every item, and the watchdog
+    # is set to 2 ms.
+    files = [make_file(os.path.join(d, f"libp{i}.so"), MiB, seed=i) for i in range(30)]
+    mappers = [Mapper(f) for f in files]
+    try:
+        dm = Daemon(d, conf, env={"WATCHDOG_USEC": "2000", "PRELOCKD_DEBUG_PROGRESS_USEC": "0"},
+                    prefix=["sh", "-c", 'WATCHDOG_PID=$$ exec "$0" "$@"'])
+        try:
+            ok(dm.wait_ready(), "READY=1 after a first pass with progress reports", dm.log())
+        finally:
+            dm.stop()
+        msgs = dm.notify.messages
+        ready = msgs.index("READY=1") if "READY=1" in msgs else len(msgs)
+        before = msgs[:ready]
+        scan = [m for m in before if re.match(r"STATUS=scanning processes \d+/\d+$", m)]
+        lock = [m for m in before if re.match(r"STATUS=locking files \d+/\d+$", m)]
+        ok(len(scan) >= 10, f"{len(scan)} 'scanning processes N/M' reports before READY=1")
+        total = int(lock[-1].split("/")[1]) if lock else 0
+        ok(len(lock) >= 30 and total >= 30,
+           f"{len(lock)} 'locking files N/M' reports, of {total} candidates: {lock[-2:]}")
+        nums = [int(m.split()[-1].split("/")[0]) for m in lock]
+        eq(nums, sorted(nums), "the locking reports count upwards")
+        pings = [m for m in before if m == "WATCHDOG=1"]
+        ok(len(pings) >= 1, f"{len(pings)} watchdog pings during the first pass, before READY=1")
+        after = [m for m in msgs[ready:] if re.match(r"STATUS=(scanning|locking)", m)]
+        eq(after, [], "no progress reports once ready")
+    finally:
+        for m in mappers:
+            m.stop()
 finally:
     shutil.rmtree(d, ignore_errors=True)
 done()
