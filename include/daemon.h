@@ -53,7 +53,6 @@ struct daemon {
 	int proc_fd;
 	size_t page;
 	pid_t self_pid;
-	uint64_t self_mntns;
 
 	/* Modes of this run. */
 	bool dry_run, json;
@@ -83,6 +82,7 @@ struct daemon {
 	uint64_t budget_bytes;
 	uint64_t locked_bytes;
 	uint32_t locked_files, npieces;
+	uint32_t fds_held, fd_budget; /* descriptors of files held open, and how many may be */
 	bool locked_set_changed;
 	uint64_t memtotal_bytes;
 
@@ -101,6 +101,7 @@ struct daemon {
 #define WARNED_NOFILE 0x20u
 #define WARNED_BAD_PROC 0x40u
 #define WARNED_MAPCOUNT 0x80u
+#define WARNED_PAGEMAP 0x100u
 
 /* scan.c */
 int scan_processes(struct daemon *d);
@@ -120,6 +121,10 @@ int parse_proc_cgroup(const char *buf, size_t len, char *out, size_t outlen);
 int file_open_verified(struct daemon *d, struct lfile *f);
 void file_unlock_all(struct daemon *d, struct lfile *f);
 int file_lock_range(struct daemon *d, struct lfile *f, uint64_t off, uint64_t len);
+void file_close(struct daemon *d, struct lfile *f);
+void file_hold_or_close(struct daemon *d, struct lfile *f);
+struct stat;
+int file_stat_by_path(struct daemon *d, const struct lfile *f, struct stat *st);
 void file_check_evaluate(struct daemon *d, struct lfile *f);
 int lock_pass(struct daemon *d);
 void lock_release_all(struct daemon *d);
@@ -155,5 +160,6 @@ void dry_run_print(struct daemon *d);
  * ("locking 320/738 files") in STATUS=. Cheap enough to call per item. */
 void pass_progress(struct daemon *d, const char *doing, uint32_t done, uint32_t total);
 int daemon_pass(struct daemon *d);
+void daemon_update_fd_budget(struct daemon *d);
 int daemon_run(struct daemon *d);
 void daemon_free(struct daemon *d);

@@ -50,5 +50,14 @@ bool map_entry_is_exec_file(const struct map_entry *e);
  * -ESRCH/-ENOENT when the process is gone; other -errno; or fn's non-zero return. */
 int maps_query_fd(int fd, map_entry_fn fn, void *userdata);
 
+/* Returned by fn for an entry given without a name (path NULL; see maps_query_fd_lazy) when it
+ * needs the name: the same VMA is then asked for again, with its name, and fn called again. */
+#define MAPS_NEED_NAME 0x4e414d45
+
+/* maps_query_fd, but names are fetched only for the entries fn asks them for: fn first sees each
+ * VMA with path NULL, path_len 0, kind MAP_KIND_FILE and deleted false. The kernel then skips
+ * d_path() and the copy for every file the caller already knows by device and inode. */
+int maps_query_fd_lazy(int fd, map_entry_fn fn, void *userdata);
+
 /* Classifies a name as it appears in maps (after decoding). */
 enum map_kind map_classify(const char *name);

@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/sysinfo.h>
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
@@ -19,6 +20,16 @@ static uint64_t memtotal_bytes(void)
 	if (sysinfo(&si) < 0)
 		return 0;
 	return (uint64_t)si.totalram * si.mem_unit;
+}
+
+/* Descriptors files may hold: all but a reserve for reading /proc, sd-event and the journal. */
+void daemon_update_fd_budget(struct daemon *d)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY)
+		d->fd_budget = 1u << 20;
+	else
+		d->fd_budget = rl.rlim_cur > 64 ? (uint32_t)MIN(rl.rlim_cur - 64, 1u << 20) : 0;
 }
 
 static uint64_t cpu_usec(void)
@@ -69,6 +80,7 @@ int daemon_pass(struct daemon *d)
 	d->stats = (struct pass_stats){ 0 };
 	d->memtotal_bytes = memtotal_bytes();
 	d->budget_bytes = compute_budget(&d->cfg, d->memtotal_bytes, d->page);
+	daemon_update_fd_budget(d);
 	r = scan_processes(d);
 	if (r < 0)
 		log_warning_errno(r, "scan incomplete, keeping what is locked");
@@ -120,6 +132,9 @@ static void arm_timer(struct daemon *d)
 		sd_event_source_set_enabled(d->timer, SD_EVENT_OFF);
 		return;
 	}
+	/* sd-event's default slack is 250 ms: fine for a minute, not for interval = 100ms. */
+	uint64_t accuracy = MIN(MAX(d->cfg.interval_usec / 20, (uint64_t)1000), (uint64_t)1000000);
+	sd_event_source_set_time_accuracy(d->timer, accuracy);
 	sd_event_source_set_time_relative(d->timer, d->cfg.interval_usec);
 	sd_event_source_set_enabled(d->timer, SD_EVENT_ONESHOT);
 }

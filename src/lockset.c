@@ -138,6 +138,7 @@ int file_open_verified(struct daemon *d, struct lfile *f)
 		close(fd);
 		return -EFBIG;
 	}
+	d->fds_held++;
 	if (f->reason == REASON_OPEN_FAILED || f->reason == REASON_SPARSE ||
 	    f->reason == REASON_REPLACED || f->reason == REASON_NOT_REGULAR)
 		f->reason = REASON_NONE;
@@ -147,11 +148,28 @@ int file_open_verified(struct daemon *d, struct lfile *f)
 	return 0;
 }
 
-static void file_close(struct lfile *f)
+void file_close(struct daemon *d, struct lfile *f)
 {
-	if (f->fd >= 0)
+	if (f->fd >= 0) {
 		close(f->fd);
+		d->fds_held--;
+	}
 	f->fd = -1;
+}
+
+/* A locked file needs no descriptor: its mappings hold it. The descriptor only makes changes to
+ * it cheap to see (fstat). Under a low RLIMIT_NOFILE, the scan of /proc comes first. */
+void file_hold_or_close(struct daemon *d, struct lfile *f)
+{
+	if (f->fd < 0 || d->fds_held <= d->fd_budget)
+		return;
+	file_close(d, f);
+	if (!(d->warned & WARNED_NOFILE)) {
+		log_warning("RLIMIT_NOFILE leaves room for %u open files: locked files beyond that are "
+			    "held by their mappings alone and watched by path (raise LimitNOFILE=), "
+			    "reported once", d->fd_budget);
+		d->warned |= WARNED_NOFILE;
+	}
 }
 
 static void unlock_piece(struct daemon *d, struct lfile *f, uint32_t i)
@@ -177,7 +195,7 @@ void file_unlock_all(struct daemon *d, struct lfile *f)
 	}
 	while (f->npieces)
 		unlock_piece(d, f, f->npieces - 1);
-	file_close(f);
+	file_close(d, f);
 }
 
 /* `resident` grows a file's locked set a few pages at a time. Growing the piece that ends where
@@ -385,10 +403,8 @@ static int file_refresh(struct daemon *d, struct lfile *f, bool *gone)
 {
 	struct stat st;
 	*gone = false;
-	if (f->fd < 0)
-		return 0;
-	if (fstat(f->fd, &st) < 0)
-		return -errno;
+	if (f->fd >= 0 ? fstat(f->fd, &st) < 0 : file_stat_by_path(d, f, &st) < 0)
+		return 0; /* held by its mappings alone, and its path leads elsewhere: nothing to see */
 	if (st.st_nlink == 0)
 		*gone = true;
 	/* Grown with holes (truncate -s, a hole punched): never lock it because it is mapped. */
@@ -424,6 +440,18 @@ static int file_refresh(struct daemon *d, struct lfile *f, bool *gone)
 	}
 	(void)file_want_reserve(f, MIN(end / d->page, (uint64_t)MAX_WANT_PAGES));
 	file_repopulate(f);
+	return 0;
+}
+
+/* stat() of the file by its path, when that still leads to this very inode. */
+int file_stat_by_path(struct daemon *d, const struct lfile *f, struct stat *st)
+{
+	char buf[4200];
+	const char *path = file_path_via(d, f, !f->own_path && f->ns_pid, buf, sizeof(buf));
+	if (!path || stat(path, st) < 0)
+		return -ENOENT;
+	if ((uint64_t)st->st_dev != f->dev || (uint64_t)st->st_ino != f->ino || !S_ISREG(st->st_mode))
+		return -ESTALE;
 	return 0;
 }
 
@@ -470,7 +498,7 @@ static bool file_candidate(struct daemon *d, uint32_t slot, struct candidate *c)
 	struct lfile *f = file_at(&d->files, slot);
 	bool gone = false;
 
-	if (f->fd >= 0)
+	if (f->fd >= 0 || f->npieces)
 		(void)file_refresh(d, f, &gone);
 	else if (f->eligible && f->opened_once && f->nprocs && (f->size == 0 || d->full_pass))
 		/* Not held open: an empty file may have been written since (cp truncates and rewrites
@@ -543,7 +571,9 @@ static void apply_full(struct daemon *d, struct lfile *f)
 			 f->path, (unsigned long long)f->locked_bytes, f->npieces, f->nprocs);
 	}
 	if (!f->npieces)
-		file_close(f);
+		file_close(d, f);
+	else
+		file_hold_or_close(d, f);
 }
 
 int lock_pass(struct daemon *d)
@@ -598,7 +628,7 @@ int lock_pass(struct daemon *d)
 		if (f->in_use && f->npieces)
 			d->locked_files++;
 		else if (f->in_use)
-			file_close(f); /* a descriptor is held only while something is locked */
+			file_close(d, f); /* a descriptor is held only while something is locked */
 	}
 	return 0;
 }

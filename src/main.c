@@ -177,8 +177,6 @@ static int lock_self(void)
 
 static int daemon_init(struct daemon *d, const struct options *o, struct config *cfg)
 {
-	struct stat st;
-
 	*d = (struct daemon){ .cfg = *cfg, .config_path = o->config, .proc_root = o->proc_root,
 			      .proc_fd = -1, .page = page_size(), .self_pid = getpid(),
 			      .full_every = 10, .use_query = -1, .dry_run = o->dry_run,
@@ -189,8 +187,6 @@ static int daemon_init(struct daemon *d, const struct options *o, struct config 
 		fprintf(stderr, "prelockd: cannot open %s: %s\n", o->proc_root, strerror(errno));
 		return -errno;
 	}
-	if (stat("/proc/self/ns/mnt", &st) == 0)
-		d->self_mntns = (uint64_t)st.st_ino;
 	struct sysinfo si;
 	if (sysinfo(&si) == 0)
 		d->memtotal_bytes = (uint64_t)si.totalram * si.mem_unit;
@@ -266,6 +262,7 @@ static int run(int argc, char **argv)
 		return EXIT_NOPERM;
 	}
 	raise_nofile();
+	daemon_update_fd_budget(&d);
 	state_restore(&d);
 	r = daemon_run(&d);
 	daemon_free(&d);

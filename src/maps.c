@@ -316,12 +316,15 @@ enum map_kind map_classify(const char *name)
 	(PROCMAP_QUERY_COVERING_OR_NEXT_VMA | PROCMAP_QUERY_FILE_BACKED_VMA |                      \
 	 PROCMAP_QUERY_VMA_EXECUTABLE)
 
-/* Asks for the first matching VMA at or above addr; name may be NULL with name_size 0. */
-static int query_vma(int fd, struct procmap_query *q, uint64_t addr, char *name, uint32_t name_size)
+/* Asks for the first matching VMA at or above addr (or, with exact, the one covering addr);
+ * name may be NULL with name_size 0. */
+static int query_vma(int fd, struct procmap_query *q, uint64_t addr, char *name, uint32_t name_size,
+		     bool exact)
 {
 	*q = (struct procmap_query){
 		.size = sizeof(*q),
-		.query_flags = QUERY_FLAGS,
+		.query_flags = exact ? QUERY_FLAGS & ~(uint64_t)PROCMAP_QUERY_COVERING_OR_NEXT_VMA
+				     : QUERY_FLAGS,
 		.query_addr = addr,
 		.vma_name_size = name_size,
 		.vma_name_addr = (uint64_t)(uintptr_t)name,
@@ -363,7 +366,37 @@ static int emit_vma(const struct procmap_query *q, char *name, size_t name_size,
 	return fn(&e, userdata);
 }
 
-int maps_query_fd(int fd, map_entry_fn fn, void *userdata)
+/* Sends fn a VMA without its name; on MAPS_NEED_NAME asks the kernel again for that VMA with
+ * its name. */
+static int emit_lazy(int fd, const struct procmap_query *first, char *name, size_t name_size,
+		     map_entry_fn fn, void *userdata)
+{
+	struct procmap_query q;
+	struct map_entry e = {
+		.start = first->vma_start,
+		.end = first->vma_end,
+		.offset = first->vma_offset,
+		.inode = first->inode,
+		.dev_major = first->dev_major,
+		.dev_minor = first->dev_minor,
+		.perms = perms_from_vma_flags(first->vma_flags),
+		.kind = MAP_KIND_FILE,
+	};
+	int r = fn(&e, userdata);
+	if (r != MAPS_NEED_NAME)
+		return r;
+	r = query_vma(fd, &q, first->vma_start, name, (uint32_t)name_size, true);
+	if (r == -ENAMETOOLONG || r == -E2BIG || r == -ENOENT)
+		return 0; /* a name the text parser would drop too, or the VMA went away */
+	if (r < 0)
+		return r;
+	if (q.vma_start != first->vma_start || q.inode != first->inode)
+		return 0; /* replaced between the two questions: the next pass sees the new one */
+	r = emit_vma(&q, name, name_size, fn, userdata);
+	return r == MAPS_NEED_NAME ? 0 : r;
+}
+
+static int query_walk(int fd, map_entry_fn fn, void *userdata, bool lazy)
 {
 	char name[PATH_MAX + 32];
 	struct procmap_query q;
@@ -371,14 +404,15 @@ int maps_query_fd(int fd, map_entry_fn fn, void *userdata)
 	bool answered = false;
 
 	for (;;) {
-		int r = query_vma(fd, &q, addr, name, (uint32_t)sizeof(name));
+		int r = lazy ? query_vma(fd, &q, addr, NULL, 0, false)
+			     : query_vma(fd, &q, addr, name, (uint32_t)sizeof(name), false);
 		bool skip = false;
 
 		/* d_path() of a name longer than PATH_MAX fails the whole query, vma_end included:
 		 * ask again without the name to learn where to resume. (The uapi comment says
 		 * E2BIG, the code returns ENAMETOOLONG.) The text parser drops the same names. */
 		if (r == -ENAMETOOLONG || r == -E2BIG) {
-			r = query_vma(fd, &q, addr, NULL, 0);
+			r = query_vma(fd, &q, addr, NULL, 0, false);
 			skip = true;
 		}
 		if (r == -ENOENT)
@@ -391,10 +425,21 @@ int maps_query_fd(int fd, map_entry_fn fn, void *userdata)
 		if (q.vma_end <= addr)
 			return -EIO; /* a kernel that does not move forward would loop us forever */
 		addr = q.vma_end;
-		if (!skip) {
-			r = emit_vma(&q, name, sizeof(name), fn, userdata);
-			if (r != 0)
-				return r;
-		}
+		if (skip)
+			continue;
+		r = lazy ? emit_lazy(fd, &q, name, sizeof(name), fn, userdata)
+			 : emit_vma(&q, name, sizeof(name), fn, userdata);
+		if (r != 0)
+			return r;
 	}
+}
+
+int maps_query_fd(int fd, map_entry_fn fn, void *userdata)
+{
+	return query_walk(fd, fn, userdata, false);
+}
+
+int maps_query_fd_lazy(int fd, map_entry_fn fn, void *userdata)
+{
+	return query_walk(fd, fn, userdata, true);
 }

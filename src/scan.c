@@ -101,13 +101,11 @@ struct scan_one {
 	struct daemon *d;
 	struct proc *p;
 	char pid_dir[32];
-	bool other_ns;
 };
 
 /* Decides, once per file, whether its path qualifies, and opens it to learn its size. */
-static void file_first_seen(struct daemon *d, struct lfile *f, bool deleted, pid_t ns_pid)
+static void file_first_seen(struct daemon *d, struct lfile *f, bool deleted)
 {
-	f->ns_pid = ns_pid;
 	if (deleted) {
 		f->deleted_only = true;
 		f->eligible = false;
@@ -115,8 +113,8 @@ static void file_first_seen(struct daemon *d, struct lfile *f, bool deleted, pid
 		return;
 	}
 	file_check_evaluate(d, f);
-	if (f->eligible)
-		(void)file_open_verified(d, f);
+	if (f->eligible && file_open_verified(d, f) == 0)
+		file_hold_or_close(d, f);
 }
 
 static int push_pm(struct daemon *d, uint64_t vpage, uint64_t npages, uint32_t slot, uint64_t pgoff)
@@ -182,6 +180,21 @@ static int read_pagemaps(struct scan_one *c)
 	char path[48];
 	snprintf(path, sizeof(path), "%s/pagemap", c->pid_dir);
 	_cleanup_close_ int fd = openat(d->proc_fd, path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 && (errno == EACCES || errno == EPERM)) {
+		/* pagemap is mode 0400 to its owner: CAP_SYS_PTRACE passes the ptrace check but not
+		 * this one (that takes CAP_DAC_READ_SEARCH). Without it, another user's process
+		 * counts as using all that it maps, as in `mapped` mode. */
+		if (!(d->warned & WARNED_PAGEMAP)) {
+			log_warning("cannot read %s/pagemap (other users' processes need "
+				    "CAP_DAC_READ_SEARCH): locking what such processes map, not only "
+				    "what they use (reported once)", c->pid_dir);
+			d->warned |= WARNED_PAGEMAP;
+		}
+		for (uint32_t i = 0; i < d->npm; i++)
+			file_want_set_range(file_at(&d->files, d->pm[i].slot), d->pm[i].pgoff,
+					    d->pm[i].npages);
+		return 0;
+	}
 	if (fd < 0)
 		return -errno;
 	for (uint32_t i = 0; i < d->npm; i++) {
@@ -247,16 +260,31 @@ static int on_mapping(const struct map_entry *e, void *userdata)
 
 	if (!map_entry_is_exec_file(e))
 		return 0;
+	uint64_t dev = makedev(e->dev_major, e->dev_minor);
+	int64_t s;
+	if (!e->path) {
+		/* Without its name (PROCMAP_QUERY, lazily): enough for a file already known. */
+		s = file_table_find(&d->files, dev, e->inode);
+		if (s < 0)
+			return MAPS_NEED_NAME;
+		created = false;
+	} else {
+		s = file_table_get(&d->files, dev, e->inode, e->path, &created);
+		if (s < 0)
+			return (int)s;
+	}
 	d->stats.mappings++;
-	int64_t s = file_table_get(&d->files, makedev(e->dev_major, e->dev_minor), e->inode,
-				   e->path, &created);
-	if (s < 0)
-		return (int)s;
 	struct lfile *f = file_at(&d->files, (uint32_t)s);
+	/* The latest process to map it, the likeliest to live on: if the daemon's own view of the
+	 * path does not lead to the inode (another mount namespace), /proc/PID/root of it may. */
+	f->ns_pid = c->p->pid;
 	if (created)
-		file_first_seen(d, f, e->deleted, c->other_ns ? c->p->pid : 0);
-	else if (c->other_ns && !e->deleted)
-		f->ns_pid = c->p->pid; /* the latest process to map it, the likeliest to live on */
+		file_first_seen(d, f, e->deleted);
+	else if (d->full_pass && f->eligible && f->fd < 0 && (!f->opened_once || !f->size) &&
+		 file_open_verified(d, f) == 0)
+		/* Its first open failed, or it was empty, or a reload let it in: retry now, before
+		 * this pass reads its pages, so the pass can use them. */
+		file_hold_or_close(d, f);
 	int r = add_pmap(c->p, d->cfg.what == WHAT_MAPPED, (uint32_t)s, e->offset / d->page,
 			 (e->end - e->start) / d->page);
 	if (r < 0)
@@ -279,7 +307,7 @@ static int read_mappings(struct scan_one *c)
 	c->p->nmaps = 0;
 	d->npm = 0;
 	if (d->use_query != 0) {
-		int r = maps_query_fd(fd, on_mapping, c);
+		int r = maps_query_fd_lazy(fd, on_mapping, c);
 		if (r != -ENOTTY && r != -EINVAL) {
 			d->use_query = 1;
 			return r < 0 ? r : read_pagemaps(c);
@@ -323,17 +351,6 @@ static bool proc_is_critical(struct daemon *d, struct scan_one *c, const char *c
 	return regex_list_match(&d->cfg.critical_cgroups, cg);
 }
 
-static bool other_mount_ns(struct daemon *d, struct scan_one *c)
-{
-	char path[48];
-	struct stat st;
-
-	snprintf(path, sizeof(path), "%s/ns/mnt", c->pid_dir);
-	if (fstatat(d->proc_fd, path, &st, 0) < 0)
-		return false;
-	return (uint64_t)st.st_ino != d->self_mntns;
-}
-
 enum { SCAN_KEEP, SCAN_DROP };
 
 static int scan_pid(struct daemon *d, struct proc *p, bool full)
@@ -363,7 +380,6 @@ static int scan_pid(struct daemon *d, struct proc *p, bool full)
 	if (d->cfg.only_critical && !p->critical) {
 		p->nmaps = 0;
 	} else {
-		c.other_ns = other_mount_ns(d, &c);
 		r = read_mappings(&c);
 		/* The process may have gone between reading maps and pagemap: its maps still count. */
 		if (r == -ESRCH || r == -ENOENT)
@@ -424,7 +440,9 @@ static int list_pids(struct daemon *d, pid_t **out, uint32_t *n)
 		pids[cnt++] = (pid_t)v;
 	}
 	closedir(dir);
-	qsort(pids, cnt, sizeof(*pids), cmp_pid);
+	/* qsort(NULL, 0, ...) is undefined behaviour, and pids stays NULL when there are none. */
+	if (cnt > 1)
+		qsort(pids, cnt, sizeof(*pids), cmp_pid);
 	*out = pids;
 	*n = cnt;
 	return 0;

@@ -58,7 +58,9 @@ int state_save(struct daemon *d)
 		struct lfile *f = &d->files.slots[s];
 		struct stat st;
 		/* Paths of other mount namespaces mean nothing after a restart. */
-		if (!f->in_use || !f->npieces || !f->own_path || f->fd < 0 || fstat(f->fd, &st) < 0)
+		if (!f->in_use || !f->npieces || !f->own_path)
+			continue;
+		if (f->fd >= 0 ? fstat(f->fd, &st) < 0 : file_stat_by_path(d, f, &st) < 0)
 			continue;
 		_cleanup_free_ char *esc = escape_path(f->path);
 		if (!esc)
@@ -86,6 +88,26 @@ void saved_free(struct saved_file *v, uint32_t n)
 
 /* Parses the whole file first: a corrupt or foreign file is ignored as a whole. Returns the
  * line number of the first error (> 0), 0 on success, or -errno. */
+/* A decimal number, digits only (no sign, no space: sscanf() would take "-1" as 2^64 - 1),
+ * followed by the separator sep. */
+static bool take_u64(const char **p, uint64_t *v, char sep)
+{
+	const char *q = *p;
+	uint64_t x = 0;
+	if (*q < '0' || *q > '9')
+		return false;
+	for (; *q >= '0' && *q <= '9'; q++) {
+		if (x > (UINT64_MAX - 9) / 10)
+			return false;
+		x = x * 10 + (uint64_t)(*q - '0');
+	}
+	if (*q != sep)
+		return false;
+	*p = sep ? q + 1 : q;
+	*v = x;
+	return true;
+}
+
 int state_parse(char *text, size_t page, struct saved_file **out, uint32_t *nout)
 {
 	struct saved_file *v = NULL;
@@ -102,10 +124,10 @@ int state_parse(char *text, size_t page, struct saved_file **out, uint32_t *nout
 		line++;
 		struct saved_file f = { 0 };
 		uint64_t off, len;
-		int pos = 0;
-		if (sscanf(l, "F %" SCNu64 " %" SCNu64 " %" SCNu64 " %" SCNu64 " %n", &f.dev, &f.ino,
-			   &f.size, &f.mtime_ns, &pos) == 4 && pos > 0 && l[pos] == '/') {
-			f.path = strdup(l + pos);
+		const char *q = l + 2;
+		if (l[0] == 'F' && l[1] == ' ' && take_u64(&q, &f.dev, ' ') && take_u64(&q, &f.ino, ' ') &&
+		    take_u64(&q, &f.size, ' ') && take_u64(&q, &f.mtime_ns, ' ') && *q == '/') {
+			f.path = strdup(q);
 			struct saved_file *nv = realloc(v, (n + 1) * sizeof(*nv));
 			if (!f.path || !nv || unescape_path(f.path) < 0) {
 				free(f.path);
@@ -116,9 +138,9 @@ int state_parse(char *text, size_t page, struct saved_file **out, uint32_t *nout
 			}
 			v = nv;
 			v[n++] = f;
-		} else if (sscanf(l, "R %" SCNu64 " %" SCNu64 "%n", &off, &len, &pos) == 2 &&
-			   !l[pos] && n > 0 && off % page == 0 && len % page == 0 && len > 0 &&
-			   off + len > off) {
+		} else if (l[0] == 'R' && l[1] == ' ' && take_u64(&q, &off, ' ') &&
+			   take_u64(&q, &len, '\0') && n > 0 && off % page == 0 && len % page == 0 &&
+			   len > 0 && off + len > off) {
 			struct saved_file *cur = &v[n - 1];
 			struct saved_range *nr = realloc(cur->ranges, (cur->nranges + 1) * sizeof(*nr));
 			if (!nr) {
@@ -183,6 +205,8 @@ static void restore_one(struct daemon *d, const struct saved_file *sf)
 	if (!f->npieces) {
 		file_unlock_all(d, f);
 		file_table_remove(&d->files, (uint32_t)s);
+	} else {
+		file_hold_or_close(d, f);
 	}
 }
 

@@ -36,6 +36,7 @@ try:
     dm = Daemon(d, f"interval = 0\nlog_level = info\n[lock]\ninclude = ^{d}/\nwhat = resident\n"
                    f"keep = 0\n")
     ok(dm.wait_ready(), "READY=1", dm.log())
+    time.sleep(0.3)  # sd_notify()'s socket lives a moment after READY=1 arrives
     fds_before = fd_count(dm.pid)
     stop = os.path.join(d, "stop")
     churn = subprocess.Popen(["bash", "-c", CHURN],
@@ -71,6 +72,7 @@ try:
 
     ok(dm.rescan(10), "a rescan after the churn")
     eq(smaps_locked(dm.pid, d + "/"), (0, 0), "keep = 0: nothing of the gone helpers stays locked")
+    time.sleep(0.3)
     eq(fd_count(dm.pid), fds_before, "descriptors are back to where they started (no leak)")
     log = dm.log()
     ok("unreadable process data" not in log, "vanishing processes are not reported as bad data",
