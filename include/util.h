@@ -49,6 +49,11 @@ int buf_read_at(struct buf *b, int dirfd, const char *path);
 /* Writes data to path atomically: temporary file in the same directory, fsync when durable,
  * rename. Creates the directory (mode 0755) when missing. Returns 0 or -errno. */
 int write_file_atomic(const char *path, const char *data, size_t len, unsigned mode, bool durable);
+/* The same in two steps, for writing through stdio without building the text in memory:
+ * atomic_fopen() opens the temporary file (NULL with errno set); atomic_fclose() flushes,
+ * fsyncs when durable, and renames it over path when commit (else removes it); frees tmp. */
+FILE *atomic_fopen(const char *path, char **tmp, unsigned mode);
+int atomic_fclose(FILE *f, char *tmp, const char *path, bool durable, bool commit);
 
 uint64_t now_usec(int clock);
 size_t page_size(void);

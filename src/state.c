@@ -18,43 +18,20 @@
 
 #define STATE_MAGIC "prelockd-state 1\n"
 
-static int append(char **out, size_t *len, size_t *cap, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-static int append(char **out, size_t *len, size_t *cap, const char *fmt, ...)
-{
-	va_list ap;
-	for (;;) {
-		va_start(ap, fmt);
-		int n = vsnprintf(*out + *len, *cap - *len, fmt, ap);
-		va_end(ap);
-		if (n < 0)
-			return -EINVAL;
-		if ((size_t)n < *cap - *len) {
-			*len += (size_t)n;
-			return 0;
-		}
-		size_t ncap = (*cap + (size_t)n + 1) * 2;
-		char *p = realloc(*out, ncap);
-		if (!p)
-			return -ENOMEM;
-		*out = p;
-		*cap = ncap;
-	}
-}
-
 int state_save(struct daemon *d)
 {
-	_cleanup_free_ char *out = malloc(4096);
-	size_t len = 0, cap = 4096;
-	int r;
+	char *tmp;
+	FILE *out;
+	bool ok = true;
 
 	if (!d->cfg.state_file || !*d->cfg.state_file || d->dry_run)
 		return 0;
+	/* Written through stdio: a buffer for a thousand files would stay in the locked heap. */
+	out = atomic_fopen(d->cfg.state_file, &tmp, 0644);
 	if (!out)
-		return -ENOMEM;
-	out[0] = '\0';
-	r = append(&out, &len, &cap, "%s", STATE_MAGIC);
-	for (uint32_t s = 0; r == 0 && s < d->files.nslots; s++) {
+		return -errno;
+	ok = fputs(STATE_MAGIC, out) >= 0;
+	for (uint32_t s = 0; ok && s < d->files.nslots; s++) {
 		struct lfile *f = &d->files.slots[s];
 		struct stat st;
 		/* Paths of other mount namespaces mean nothing after a restart. */
@@ -62,19 +39,18 @@ int state_save(struct daemon *d)
 			continue;
 		if (f->fd >= 0 ? fstat(f->fd, &st) < 0 : file_stat_by_path(d, f, &st) < 0)
 			continue;
-		_cleanup_free_ char *esc = escape_path(f->path);
-		if (!esc)
-			return -ENOMEM;
-		r = append(&out, &len, &cap, "F %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " %s\n",
-			   f->dev, f->ino, f->size,
-			   (uint64_t)st.st_mtim.tv_sec * 1000000000u + (uint64_t)st.st_mtim.tv_nsec, esc);
-		for (uint32_t i = 0; r == 0 && i < f->npieces; i++)
-			r = append(&out, &len, &cap, "R %" PRIu64 " %" PRIu64 "\n", f->pieces[i].off,
-				   f->pieces[i].len);
+		char *esc = escape_path(f->path);
+		ok = esc && fprintf(out, "F %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " %s\n", f->dev,
+				    f->ino, f->size,
+				    (uint64_t)st.st_mtim.tv_sec * 1000000000u + (uint64_t)st.st_mtim.tv_nsec,
+				    esc) >= 0;
+		free(esc);
+		for (uint32_t i = 0; ok && i < f->npieces; i++)
+			ok = fprintf(out, "R %" PRIu64 " %" PRIu64 "\n", f->pieces[i].off,
+				     f->pieces[i].len) >= 0;
 	}
-	if (r < 0)
-		return r;
-	return write_file_atomic(d->cfg.state_file, out, len, 0644, true);
+	int r = atomic_fclose(out, tmp, d->cfg.state_file, true, ok);
+	return ok ? r : -EIO;
 }
 
 void saved_free(struct saved_file *v, uint32_t n)

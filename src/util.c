@@ -76,40 +76,61 @@ static int mkdir_parent(const char *path)
 	return 0;
 }
 
-int write_file_atomic(const char *path, const char *data, size_t len, unsigned mode, bool durable)
+FILE *atomic_fopen(const char *path, char **tmp, unsigned mode)
 {
-	_cleanup_free_ char *tmp = NULL;
-	_cleanup_close_ int fd = -1;
-	size_t done = 0;
+	int fd;
+	FILE *f;
 
-	if (asprintf(&tmp, "%s.tmp.%d", path, (int)getpid()) < 0)
-		return -ENOMEM;
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, (mode_t)mode);
+	if (asprintf(tmp, "%s.tmp.%d", path, (int)getpid()) < 0) {
+		*tmp = NULL;
+		errno = ENOMEM;
+		return NULL;
+	}
+	fd = open(*tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, (mode_t)mode);
 	if (fd < 0 && errno == ENOENT) {
 		int r = mkdir_parent(path);
-		if (r < 0)
-			return r;
-		fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, (mode_t)mode);
+		if (r < 0) {
+			errno = -r;
+			goto fail;
+		}
+		fd = open(*tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, (mode_t)mode);
 	}
 	if (fd < 0)
-		return -errno;
-	while (done < len) {
-		ssize_t w = write(fd, data + done, len - done);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			int r = -errno;
-			unlink(tmp);
-			return r;
-		}
-		done += (size_t)w;
-	}
-	if ((durable && fsync(fd) < 0) || rename(tmp, path) < 0) {
-		int r = -errno;
+		goto fail;
+	f = fdopen(fd, "w");
+	if (f)
+		return f;
+	close(fd);
+	unlink(*tmp);
+fail:
+	free(*tmp);
+	*tmp = NULL;
+	return NULL;
+}
+
+int atomic_fclose(FILE *f, char *tmp, const char *path, bool durable, bool commit)
+{
+	int r = 0;
+	if (fflush(f) != 0 || ferror(f) || (durable && fsync(fileno(f)) < 0))
+		r = -(errno ? errno : EIO);
+	if (fclose(f) != 0 && r == 0)
+		r = -errno;
+	if (r == 0 && commit && rename(tmp, path) < 0)
+		r = -errno;
+	if (r < 0 || !commit)
 		unlink(tmp);
-		return r;
-	}
-	return 0;
+	free(tmp);
+	return r;
+}
+
+int write_file_atomic(const char *path, const char *data, size_t len, unsigned mode, bool durable)
+{
+	char *tmp;
+	FILE *f = atomic_fopen(path, &tmp, mode);
+	if (!f)
+		return -errno;
+	fwrite(data, 1, len, f);
+	return atomic_fclose(f, tmp, path, durable, true);
 }
 
 uint64_t now_usec(int clock)
