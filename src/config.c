@@ -697,11 +697,14 @@ static size_t regex_cost(const char *p)
 			atom = 1;
 		}
 		/* A '*' or '?' on something already repeated adds nothing ('a**' is 'a*'). */
+		/* A count on something already repeated ('x**{1000}') makes glibc build the nested
+		 * repetitions that many times over, seconds of CPU: refuse it outright. */
 		for (bool repeated = false;; repeated = true) {
 			bool idempotent = repeated && (*p == '*' || *p == '?');
+			bool counted = repeated && *p == '{';
 			if ((f = repetition(&p)) == 0)
 				break;
-			atom = cost_mul(atom, idempotent ? 1 : f);
+			atom = counted ? REGEX_COST_MAX + 1 : cost_mul(atom, idempotent ? 1 : f);
 		}
 		stack[depth] = cost_add(stack[depth], atom);
 	}

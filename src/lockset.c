@@ -103,7 +103,9 @@ static int open_checked(const char *path, const struct lfile *f, struct stat *st
 int file_open_verified(struct daemon *d, struct lfile *f)
 {
 	char buf[4200];
-	struct stat st;
+	/* Zeroed for clang-analyzer: open_checked() fills it whenever it returns a descriptor, but
+	 * the analyzer allows a failed fstat() with errno 0, which would return 0. */
+	struct stat st = { 0 };
 	enum file_reason reason;
 	int fd;
 
@@ -407,7 +409,9 @@ static int file_refresh(struct daemon *d, struct lfile *f, bool *gone)
 		return 0; /* held by its mappings alone, and its path leads elsewhere: nothing to see */
 	if (st.st_nlink == 0)
 		*gone = true;
-	/* Grown with holes (truncate -s, a hole punched): never lock it because it is mapped. */
+	/* Grown with holes (truncate -s, a hole punched): never lock it because it is mapped. A
+	 * punched hole drops pages from our mappings without changing the size: fewer blocks. */
+	bool fewer_blocks = (uint64_t)st.st_blocks * 512 < f->blocks_bytes;
 	f->blocks_bytes = (uint64_t)st.st_blocks * 512;
 	if (is_sparse(d, (uint64_t)st.st_size, f->blocks_bytes)) {
 		f->size = (uint64_t)st.st_size;
@@ -416,8 +420,7 @@ static int file_refresh(struct daemon *d, struct lfile *f, bool *gone)
 	}
 	uint64_t size = (uint64_t)st.st_size;
 	if (size == f->size) {
-		/* Hole punching drops pages without changing the size; a full pass finds them. */
-		if (d->full_pass)
+		if (fewer_blocks)
 			file_repopulate(f);
 		return 0;
 	}

@@ -58,14 +58,20 @@ static void outf(struct out *o, const char *fmt, ...)
 static void out_json_string(struct out *o, const char *s)
 {
 	outf(o, "\"");
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
+	while (*s) {
+		/* Runs of plain characters at once: this is most of a status pass's own work. */
+		size_t n = strcspn(s, "\"\\\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f"
+				      "\x10\x11\x12\x13\x14\x15\x16\x17\x18\x19\x1a\x1b\x1c\x1d\x1e\x1f\x7f");
+		if (n) {
+			outf(o, "%.*s", (int)n, s);
+			s += n;
+			continue;
+		}
+		unsigned char c = (unsigned char)*s++;
 		if (c == '"' || c == '\\')
 			outf(o, "\\%c", c);
-		else if (c < 0x20 || c == 0x7f)
-			outf(o, "\\u%04x", c);
 		else
-			outf(o, "%c", c);
+			outf(o, "\\u%04x", c);
 	}
 	outf(o, "\"");
 }

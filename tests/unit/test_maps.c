@@ -897,6 +897,9 @@ static bool kernel_has_procmap_query(void)
 	struct utsname u;
 	unsigned major = 0, minor = 0;
 
+	/* make check-valgrind filters the ioctl out (tests/helpers/noquery.c): as on an old kernel. */
+	if (getenv("PRELOCKD_NO_PROCMAP_QUERY"))
+		return false;
 	if (uname(&u) < 0 || sscanf(u.release, "%u.%u", &major, &minor) != 2)
 		return false;
 	return major > 6 || (major == 6 && minor >= 11);
@@ -1122,8 +1125,14 @@ static void test_query_errors(void)
 	bool supported = kernel_has_procmap_query();
 	pid_t pid;
 
+	/* Under tests/helpers/noquery, seccomp answers every such ioctl before the kernel looks. */
+	bool filtered = getenv("PRELOCKD_NO_PROCMAP_QUERY") != NULL;
+
 	r = maps_query_fd(-1, count_fn, &calls);
-	CHECK(r == -EBADF && calls == 0, "a bad fd gives -EBADF (%d)", r);
+	if (filtered)
+		CHECK(true, "# SKIP PROCMAP_QUERY filtered out");
+	else
+		CHECK(r == -EBADF && calls == 0, "a bad fd gives -EBADF (%d)", r);
 
 	fd = open("tests/unit/check.h", O_RDONLY | O_CLOEXEC);
 	r = maps_query_fd(fd, count_fn, &calls);
@@ -1164,10 +1173,13 @@ static void test_query_errors(void)
 	waitpid(pid, NULL, 0);
 	calls = 0;
 	r = maps_query_fd(fd, count_fn, &calls);
-	CHECK(
-	    fd >= 0 && r < 0 && r != -ENOTTY && r != -EINVAL && calls == 0,
-	    "the maps fd of a reaped process gives a negative errno, not the fall-back one (%d %s)",
-	    r, strerror(-r));
+	if (filtered)
+		CHECK(true, "# SKIP PROCMAP_QUERY filtered out");
+	else
+		CHECK(fd >= 0 && r < 0 && r != -ENOTTY && r != -EINVAL && calls == 0,
+		      "the maps fd of a reaped process gives a negative errno, not the fall-back one "
+		      "(%d %s)",
+		      r, strerror(-r));
 	if (fd >= 0) {
 		ssize_t n = read(fd, (char[64]){ 0 }, 64);
 

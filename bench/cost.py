@@ -1,0 +1,323 @@
+"""Cost benchmark: what prelockd costs on a busy machine. A population of PROCS processes maps
+NLIBS generated shared libraries (real ELF objects, dlopen()ed); prelockd starts on it cold and is
+measured: time to READY, CPU of its first pass, CPU per steady rescan, RssAnon, fds held. Beside it,
+in the same run, the floor for a scanner that reads /proc/PID/maps as text: the CPU of just
+reading every maps file once (bench/readmaps.c)."""
+import concurrent.futures
+import hashlib
+import os
+import random
+import re
+import shutil
+import signal
+import subprocess
+import time
+
+import benchlib as B
+
+P = {
+    "nlibs": 1000,
+    "procs": 400,
+    "libs_per_proc": 50,     # ~6 mappings each (5 of the file, bss) + the process's own: ~125k
+    "busy_every": 10,        # in the busy phase every 10th process faults in new pages
+    "seed": 4242,
+    "text_min_kib": 4,       # text sizes are log-uniform in [4 KiB, 2 MiB]: mostly small libraries,
+    "text_max_kib": 2048,    # a few big ones, as in /usr/lib
+    "rescans": 10,           # SIGUSR1 passes measured per phase: one cycle of full_every = 10
+    "reps": 5,               # daemon starts per mode (CPU times vary by +-20% on a small VM)
+    "readmaps_reps": 5,
+    "modes": ["resident", "mapped", "whole"],
+}
+
+
+def lib_dir():
+    return os.path.join(B.DATA, "libs")
+
+
+def lib_plan():
+    """(index, text bytes, rodata bytes, data bytes, bss bytes) of each library, deterministic."""
+    rng = random.Random(P["seed"])
+    lo, hi = P["text_min_kib"] * 1024, P["text_max_kib"] * 1024
+    out = []
+    for i in range(P["nlibs"]):
+        text = int(lo * (hi / lo) ** rng.random()) // 16 * 16
+        out.append((i, text, int(text * rng.uniform(0.1, 0.5)) // 8 * 8,
+                    rng.choice((1, 2, 4, 8, 16)) * 4096 - 512, rng.choice((0, 4096, 65536))))
+    return out
+
+
+def lib_source(i, text, rodata, data, bss):
+    # A real function at the start of the text (the population calls it), int3 padding after it;
+    # bench_text_size tells the population how much text there is to read.
+    return f"""	.text
+	.globl bench_text
+	.type bench_text,@function
+bench_text:
+	ret
+	.fill {text - 1},1,0xcc
+	.size bench_text, .-bench_text
+	.section .rodata
+	.globl bench_text_size
+	.type bench_text_size,@object
+bench_text_size:
+	.quad {text}
+	.quad {i}
+	.fill {rodata},1,{i % 251}
+	.data
+	.globl bench_data
+bench_data:
+	.fill {data},1,{(i * 7) % 251}
+{f"	.bss{chr(10)}	.zero {bss}" if bss else ""}
+	.section .note.GNU-stack,"",@progbits
+"""
+
+
+def generate_libs():
+    """Builds the libraries with binutils (as, ld -shared) once; a stamp of the plan says whether
+    what is on disk is current. Returns (seconds spent, total MiB)."""
+    d = lib_dir()
+    plan = lib_plan()
+    stamp = hashlib.sha256("".join(lib_source(*p) for p in plan).encode()).hexdigest()
+    stamp_file = os.path.join(d, "STAMP")
+    if os.path.exists(stamp_file) and open(stamp_file).read() == stamp:
+        return 0.0, sum(os.path.getsize(os.path.join(d, f"lib{p[0]:04d}.so")) for p in plan) / B.MiB
+    t = time.monotonic()
+    shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(os.path.join(d, "src"))
+    asm, ld = B.tool_path("as"), B.tool_path("ld")
+
+    def build(p):
+        i = p[0]
+        src, obj = os.path.join(d, "src", f"lib{i:04d}.S"), os.path.join(d, "src", f"lib{i:04d}.o")
+        with open(src, "w") as f:
+            f.write(lib_source(*p))
+        for cmd in ([asm, "-o", obj, src],
+                    [ld, "-shared", "-z", "noexecstack", "-soname", f"lib{i:04d}.so",
+                     "-o", os.path.join(d, f"lib{i:04d}.so"), obj]):
+            out = subprocess.run(cmd, capture_output=True, text=True)
+            if out.returncode:
+                raise RuntimeError(f"{' '.join(cmd)} failed: {out.stderr.strip()}")
+        os.unlink(obj)
+
+    with concurrent.futures.ThreadPoolExecutor(os.cpu_count() or 2) as ex:
+        list(ex.map(build, plan))
+    subprocess.run(["sync", "-f", d])
+    with open(stamp_file, "w") as f:
+        f.write(stamp)
+    total = sum(os.path.getsize(os.path.join(d, f"lib{i:04d}.so")) for i, *_ in plan)
+    return time.monotonic() - t, total / B.MiB
+
+
+class Population:
+    def __init__(self, ns):
+        self.proc = B.Child(
+            [os.path.join(B.HELPERS, "population"), "-b", str(P["busy_every"]), lib_dir(),
+             str(P["nlibs"]), str(P["procs"]), str(P["libs_per_proc"]), str(P["seed"])],
+            ns=ns, stdout=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline()
+        if not line.startswith("ready"):
+            raise RuntimeError(f"population did not start: {line!r}")
+
+    def busy(self, on):
+        self.proc.send_signal(signal.SIGUSR1 if on else signal.SIGUSR2)
+
+    def stop(self):
+        B.stop(self.proc, timeout=30)
+
+
+def count_mappings(proc_dir):
+    """(processes, mappings, file-backed executable mappings) in a procfs."""
+    procs = maps = exe = 0
+    for pid in B.pids(proc_dir):
+        try:
+            with open(f"{proc_dir}/{pid}/maps") as f:
+                lines = f.readlines()
+        except OSError:
+            continue
+        procs += 1
+        maps += len(lines)
+        exe += sum(1 for l in lines if l.split()[1][2] == "x" and "/" in l)
+    return procs, maps, exe
+
+
+def readmaps(reps, ns):
+    c = B.Child([os.path.join(B.HELPERS, "readmaps"), str(reps)], ns=ns, stdout=subprocess.PIPE,
+                text=True)
+    out, _ = c.proc.communicate()
+    if c.returncode:
+        raise RuntimeError(f"readmaps failed ({c.returncode})")
+    runs = []
+    for line in out.splitlines():
+        runs.append({k: int(v) for k, v in (kv.split("=") for kv in line.split())})
+    return runs
+
+
+def rescans(d, n):
+    """CPU ms of each of n SIGUSR1 passes, from schedstat around each."""
+    out = []
+    for _ in range(n):
+        c0 = B.cpu_ns(d.pid)
+        if not d.rescan(60):
+            raise RuntimeError(f"prelockd did not finish a rescan; see {d.log_path}")
+        out.append((B.cpu_ns(d.pid) - c0) / 1e6)
+    return out
+
+
+def vmtouch_lock(reps):
+    """The kernel's price of locking, for scale: CPU that `vmtouch -l` spends to lock every library
+    whole (what prelockd's whole mode locks), measured once it holds them all."""
+    files = sorted(os.path.join(lib_dir(), f) for f in os.listdir(lib_dir()) if f.endswith(".so"))
+    want = sum(-(-os.path.getsize(f) // B.PAGE) * B.PAGE for f in files)
+    out = []
+    for _ in range(reps):
+        c = B.Child([B.tool_path("vmtouch"), "-l", "-q"] + files)
+        try:
+            if not B.wait_for(lambda: (B.proc_status(c.pid, "VmLck") or 0) >= want, 60):
+                raise RuntimeError("vmtouch -l did not lock all the libraries")
+            B.wait_sleeping(c.pid)
+            out.append({"cpu_ms": round(B.cpu_ns(c.pid) / 1e6, 1),
+                        "locked_mib": round(B.proc_status(c.pid, "VmLck") / B.MiB, 1)})
+        finally:
+            B.stop(c)
+    return out
+
+
+def daemon_run(mode, rep, workdir, lib_re, pop, ns):
+    d = B.Prelockd(os.path.join(workdir, f"cost-{mode}-{rep}"), {
+        "include": lib_re, "what": mode}, ns=ns)
+    r = {"mode": mode, "rep": rep}
+    try:
+        ready_s = d.wait_ready(120)
+        if ready_s is None:
+            raise RuntimeError(f"prelockd ({mode}) did not get ready; see {d.log_path}")
+        B.wait_sleeping(d.pid)
+        r["ready_ms"] = round(ready_s * 1000, 1)
+        r["cpu_to_ready_ms"] = round(B.cpu_ns(d.pid) / 1e6, 1)
+        passes = d.log_passes()
+        if 1 in passes:
+            r["first_pass_cpu_ms"], r["first_pass_wall_ms"] = passes[1][0], passes[1][1]
+            r["processes"], r["mappings"] = passes[1][2], passes[1][3]
+        r["rss_anon_kib_ready"] = B.proc_status(d.pid, "RssAnon") // 1024
+        # Passes 2-11 with every process idle, 12-21 with a tenth of them busy; each series
+        # holds one full pass (every 10th re-reads every process).
+        for phase in ("idle", "busy"):
+            pop.busy(phase == "busy")
+            if phase == "busy":
+                time.sleep(0.5)
+            per_pass = rescans(d, P["rescans"])
+            r[f"{phase}_cpu_ms"] = [round(x, 3) for x in per_pass]
+            r[f"{phase}_median_ms"] = round(B.median(per_pass), 3)
+            r[f"{phase}_mean_ms"] = round(sum(per_pass) / len(per_pass), 3)
+            r[f"{phase}_max_ms"] = round(max(per_pass), 3)
+        pop.busy(False)
+        passes = d.log_passes()
+        # The log line's CPU covers the pass up to its summary: not the status file rewrite,
+        # the notification or the event loop, which schedstat above includes.
+        r["rescan_log_cpu_ms"] = {n: v[0] for n, v in passes.items() if n > 1}
+        quick = [v[0] for n, v in passes.items() if 1 < n <= 1 + P["rescans"] and n % 10 != 1]
+        r["log_quick_pass_ms"] = B.median(quick)
+        r["log_full_pass_ms"] = passes.get(11, (None,))[0]
+        r["rss_anon_kib"] = B.proc_status(d.pid, "RssAnon") // 1024
+        r["vm_hwm_kib"] = B.proc_status(d.pid, "VmHWM") // 1024
+        r["fds"] = B.fd_count(d.pid)
+        st = d.status() or {}
+        r["locked_files"] = st.get("files")
+        r["locked_mib"] = round(st.get("locked_bytes", 0) / B.MiB, 1)
+        r["budget_mib"] = round(st.get("budget_bytes", 0) / B.MiB, 1)
+        r["vmlck_mib"] = round((B.proc_status(d.pid, "VmLck") or 0) / B.MiB, 1)
+        r["total_cpu_ms"] = round(B.cpu_ns(d.pid) / 1e6, 1)
+    finally:
+        r["exit"] = d.stop()
+    return r
+
+
+def run_all(workdir):
+    res = {"params": dict(P)}
+    gen_s, total_mib = generate_libs()
+    res["generate_s"], res["libs_mib"] = round(gen_s, 1), round(total_mib, 1)
+    B.log(f"  cost: {P['nlibs']} libraries, {total_mib:.0f} MiB"
+          f"{' (built in %.1f s)' % gen_s if gen_s else ' (already built)'}")
+    t = time.monotonic()
+    # The population, readmaps and prelockd share a PID namespace of their own: they see exactly
+    # each other, not whatever else runs on the machine.
+    ns = B.PidNamespace()
+    try:
+        pop = Population(ns)
+        res["population_start_s"] = round(time.monotonic() - t, 1)
+        procs, maps, exe = count_mappings(ns.proc_dir)
+        res.update(machine_processes=procs, machine_mappings=maps, machine_exec_mappings=exe)
+        B.log(f"  cost: population of {P['procs']} processes up in {res['population_start_s']} s; "
+              f"in its PID namespace: {procs} processes, {maps} mappings ({exe} executable file "
+              f"mappings)")
+        res["readmaps_before"] = readmaps(P["readmaps_reps"], ns)
+        lib_re = "^" + re.sub(r"([.\[\]()*+?{}|^$\\])", r"\\\1", lib_dir()) + "/"
+        res["include"] = lib_re
+        runs = []
+        for rep in range(1, P["reps"] + 1):
+            for mode in P["modes"]:
+                r = daemon_run(mode, rep, workdir, lib_re, pop, ns)
+                runs.append(r)
+                B.log(f"  cost {mode:9} rep {rep}: READY {r['ready_ms']} ms, first pass "
+                      f"{r.get('first_pass_cpu_ms')} ms CPU; rescans idle median "
+                      f"{r['idle_median_ms']} / mean {r['idle_mean_ms']} / max {r['idle_max_ms']} "
+                      f"ms CPU, busy median {r['busy_median_ms']} / mean {r['busy_mean_ms']} ms; "
+                      f"RssAnon {r['rss_anon_kib']} KiB, {r['fds']} fds, {r['locked_files']} files, "
+                      f"{r['locked_mib']} MiB locked")
+        res["runs"] = runs
+        res["readmaps_after"] = readmaps(P["readmaps_reps"], ns)
+        pop.stop()
+        res["vmtouch_lock"] = vmtouch_lock(3)
+    finally:
+        ns.close()
+    return res
+
+
+def summary(res):
+    rm = res["readmaps_before"] + res["readmaps_after"]
+    out = {"readmaps_cpu_ms": B.median([r["cpu_us"] / 1000 for r in rm]),
+           "readmaps_wall_ms": B.median([r["wall_us"] / 1000 for r in rm]),
+           "readmaps_bytes": B.median([r["bytes"] for r in rm]),
+           "readmaps_lines": B.median([r["lines"] for r in rm]),
+           "readmaps_procs": B.median([r["procs"] for r in rm]),
+           "vmtouch_lock_cpu_ms": B.median([r["cpu_ms"] for r in res["vmtouch_lock"]]),
+           "vmtouch_lock_mib": B.median([r["locked_mib"] for r in res["vmtouch_lock"]]),
+           "modes": {}}
+    for mode in P["modes"]:
+        rs = [r for r in res["runs"] if r["mode"] == mode]
+        if not rs:
+            continue
+        out["modes"][mode] = {k: B.median([r.get(k) for r in rs]) for k in (
+            "ready_ms", "cpu_to_ready_ms", "first_pass_cpu_ms", "first_pass_wall_ms",
+            "idle_median_ms", "idle_mean_ms", "idle_max_ms", "busy_median_ms", "busy_mean_ms",
+            "busy_max_ms", "log_quick_pass_ms", "log_full_pass_ms", "rss_anon_kib", "vm_hwm_kib",
+            "fds", "locked_files", "locked_mib", "processes", "mappings")}
+        out["modes"][mode]["rss_anon_kib_max"] = max(r["rss_anon_kib"] for r in rs)
+        out["modes"][mode]["reps"] = len(rs)
+    return out
+
+
+def tables(s):
+    floor = s["readmaps_cpu_ms"]
+    start, rescan = [], []
+    for mode, m in s["modes"].items():
+        name = mode + (" (default)" if mode == "resident" else "")
+        start.append([name, B.fmt(m["ready_ms"], 0), B.fmt(m["cpu_to_ready_ms"], 0),
+                      B.fmt(m["first_pass_cpu_ms"], 0), B.ratio(m["first_pass_cpu_ms"], floor),
+                      B.fmt(m["rss_anon_kib"], 0), B.fmt(m["fds"], 0), B.fmt(m["locked_files"], 0),
+                      B.fmt(m["locked_mib"], 0)])
+        rescan.append([name, B.fmt(m["idle_median_ms"], 2), B.fmt(m["idle_mean_ms"], 2),
+                       B.fmt(m["idle_max_ms"], 1), B.ratio(m["idle_mean_ms"], floor),
+                       B.fmt(m["busy_median_ms"], 2), B.fmt(m["busy_mean_ms"], 2),
+                       B.fmt(m["busy_max_ms"], 1), B.ratio(m["busy_mean_ms"], floor)])
+    floor_row = ["read every maps file as text (floor)", "–", "–", B.fmt(floor, 0), "1.00×",
+                 "–", "–", "–", "–"]
+    lock_row = ["vmtouch -l of every library (locking alone)", "–", "–",
+                B.fmt(s["vmtouch_lock_cpu_ms"], 0), B.ratio(s["vmtouch_lock_cpu_ms"], floor), "–",
+                "–", "1000", B.fmt(s["vmtouch_lock_mib"], 0)]
+    t1 = B.md_table(["prelockd what =", "READY ms", "CPU to READY ms", "first pass CPU ms",
+                     "first pass vs text floor", "RssAnon KiB", "fds", "files locked",
+                     "MiB locked"], start + [floor_row, lock_row])
+    t2 = B.md_table(["prelockd what =", "idle: median ms", "idle: mean ms", "idle: max ms (full pass)",
+                     "idle mean vs floor", "busy: median ms", "busy: mean ms", "busy: max ms",
+                     "busy mean vs floor"], rescan)
+    return t1, t2
