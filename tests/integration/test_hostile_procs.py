@@ -236,16 +236,15 @@ try:
                f"churn: RssAnon did not grow: {rss_first / MiB:.2f} MiB early, "
                f"{rss_last / MiB:.2f} MiB late (no leak)")
         ok(max(s["RssAnon"] for s in samples) <= RSS_ALLOWANCE, "churn: RssAnon stayed bounded")
-    ok(dm.rescan(30 * SLOW) and dm.rescan(30 * SLOW), "churn: two rescans after the churn")
+    # The churn's last children outlive their parent by up to 30 ms, and a pass that still saw
+    # one counts as "last seen": with keep = 1 a file goes at the second pass after that one.
+    time.sleep(0.2)
+    ok(dm.rescan(30 * SLOW) and dm.rescan(30 * SLOW) and dm.rescan(30 * SLOW),
+       "churn: three rescans after the churn")
     locked = {e["path"] for e in dm.status_json()["locked"]}
-    # Open problem, seen once in several runs (left out of the count until it is understood):
-    # after the churn, a file or two of the short-lived processes stayed locked past `keep`.
-    if locked != {libs[0], libs[1]}:
-        note(f"KNOWN OPEN: churn: files still locked after it: {sorted(locked)}")
-    ok({libs[0], libs[1]} <= locked, "churn: the two long-lived helpers' files are still locked")
+    eq(locked, {libs[0], libs[1]}, "churn: after it only the two long-lived helpers' files are locked")
     u = usage(dm.pid)
-    ok(u["fds"] <= base["fds"] + 1 + len(locked - {libs[0], libs[1]}),
-       f"churn: descriptors back to {u['fds']} (from {base['fds']}, plus one per file still locked)")
+    ok(u["fds"] <= base["fds"] + 1, f"churn: descriptors back to {u['fds']} (from {base['fds']})")
     eq(dm.stop(), 0, "churn: SIGTERM exits 0")
     log = dm.log()
     ok("accounting mismatch" not in log and "budget exceeded" not in log,
