@@ -50,7 +50,8 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 				abort();
 			for (uint32_t k = 0; k < f->nranges; k++) {
 				const struct saved_range *q = &f->ranges[k];
-				if (q->off % PAGE || q->len % PAGE || q->len == 0 || q->off + q->len < q->off)
+				if (q->off % PAGE || q->len % PAGE || q->len == 0 ||
+				    q->off + q->len < q->off)
 					abort();
 			}
 			check_escape(f->path);

@@ -23,10 +23,12 @@ static void child(const char *path, unsigned seed)
 	int fd = open(path, O_RDONLY);
 	if (fd < 0 || fstat(fd, &st) < 0 || st.st_size == 0)
 		_exit(1);
-	unsigned char *p = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_EXEC, MAP_PRIVATE, fd, 0);
+	unsigned char *p =
+		mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_EXEC, MAP_PRIVATE, fd, 0);
 	if (p == MAP_FAILED)
 		_exit(1);
-	size_t page = (size_t)sysconf(_SC_PAGESIZE), npages = ((size_t)st.st_size + page - 1) / page;
+	size_t page = (size_t)sysconf(_SC_PAGESIZE),
+	       npages = ((size_t)st.st_size + page - 1) / page;
 	sink = (unsigned char)(sink + p[(seed % npages) * page]);
 	struct timespec ts = { 0, (long)(1 + seed % 30) * 1000000L };
 	nanosleep(&ts, NULL);

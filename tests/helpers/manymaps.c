@@ -35,7 +35,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	/* Reserve the address range first, so the pages land side by side. */
-	unsigned char *base = mmap(NULL, (size_t)n * page, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	unsigned char *base =
+		mmap(NULL, (size_t)n * page, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (base == MAP_FAILED) {
 		perror("mmap reserve");
 		return 1;
@@ -43,8 +44,9 @@ int main(int argc, char **argv)
 	long made = 0;
 	for (; made < n; made++) {
 		int prot = made % 2 ? PROT_READ : PROT_READ | PROT_EXEC;
-		unsigned char *p = mmap(base + (size_t)made * page, page, prot, MAP_PRIVATE | MAP_FIXED,
-					fd, (off_t)(((size_t)made % fpages) * page));
+		unsigned char *p = mmap(base + (size_t)made * page, page, prot,
+					MAP_PRIVATE | MAP_FIXED, fd,
+					(off_t)(((size_t)made % fpages) * page));
 		if (p == MAP_FAILED) {
 			perror("mmap");
 			break;

@@ -28,7 +28,8 @@ int main(int argc, char **argv)
 			perror(argv[i]);
 			return 1;
 		}
-		unsigned char *p = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_EXEC, MAP_PRIVATE, fd, 0);
+		unsigned char *p =
+			mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_EXEC, MAP_PRIVATE, fd, 0);
 		if (p == MAP_FAILED) {
 			perror("mmap");
 			return 1;

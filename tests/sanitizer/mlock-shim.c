@@ -80,7 +80,8 @@ static int lock_current(unsigned flags)
 			p++;
 		/* [vsyscall], above user space, is listed but is no VMA of ours: mlock() says
 		 * ENOMEM for it. */
-		if (end <= start || end - start >= SANITIZER_RESERVATION || start >= (uint64_t)1 << 47)
+		if (end <= start || end - start >= SANITIZER_RESERVATION ||
+		    start >= (uint64_t)1 << 47)
 			continue;
 		/* [vvar] and the like refuse, as mlockall() would skip them: only a limit is an
 		 * error worth reporting. The address comes as text: an integer is all there is. */
