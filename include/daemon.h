@@ -6,6 +6,7 @@
 
 #include "config.h"
 #include "files.h"
+#include "memcg.h"
 #include "util.h"
 
 struct sd_event;
@@ -85,6 +86,7 @@ struct daemon {
 	uint32_t fds_held, fd_budget; /* descriptors of files held open, and how many may be */
 	bool locked_set_changed;
 	uint64_t memtotal_bytes;
+	struct memcg memcg; /* the daemon's memory cgroup: locking stops short of its limit */
 
 	struct pass_stats stats;
 	uint32_t warned; /* WARNED_* bits: say each problem once */

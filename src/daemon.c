@@ -81,6 +81,7 @@ int daemon_pass(struct daemon *d)
 	d->memtotal_bytes = memtotal_bytes();
 	d->budget_bytes = compute_budget(&d->cfg, d->memtotal_bytes, d->page);
 	daemon_update_fd_budget(d);
+	memcg_refresh(&d->memcg);
 	r = scan_processes(d);
 	if (r < 0)
 		log_warning_errno(r, "scan incomplete, keeping what is locked");
@@ -202,6 +203,7 @@ static int on_hup(sd_event_source *s, const struct signalfd_siginfo *si, void *u
 		log_error("configuration %s rejected, running on with the previous one", d->config_path);
 	} else {
 		apply_config(d, &n);
+		memcg_init(&d->memcg); /* the service may have been moved to another cgroup */
 		daemon_pass(d);
 		arm_timer(d);
 	}
@@ -275,6 +277,7 @@ void daemon_free(struct daemon *d)
 	d->timer = sd_event_source_unref(d->timer);
 	d->event = sd_event_unref(d->event);
 	procs_free(d);
+	memcg_free(&d->memcg);
 	file_table_free(&d->files);
 	buf_free(&d->buf);
 	free(d->pagemap_buf);

@@ -224,11 +224,8 @@ static int extend_piece(struct daemon *d, struct lfile *f, uint64_t off, uint64_
 	return -ENOENT;
 }
 
-int file_lock_range(struct daemon *d, struct lfile *f, uint64_t off, uint64_t len)
+static int lock_range_now(struct daemon *d, struct lfile *f, uint64_t off, uint64_t len)
 {
-	/* The budget is a hard limit, checked here where bytes are locked, not only in planning. */
-	if (d->locked_bytes + len > d->budget_bytes)
-		return -EDQUOT;
 	int r = extend_piece(d, f, off, len);
 	if (r != -ENOENT)
 		return r;
@@ -254,6 +251,36 @@ int file_lock_range(struct daemon *d, struct lfile *f, uint64_t off, uint64_t le
 	d->locked_bytes += len;
 	d->npieces++;
 	d->locked_set_changed = true;
+	return 0;
+}
+
+/* Under a memory cgroup limit, pages that mlock() reads in are charged to the daemon, and at
+ * the limit the kernel may retry the populate without end. So lock a chunk at a time, each only
+ * while the cgroup has room for it; consecutive chunks grow one mapping (extend_piece). */
+#define MEMCG_CHUNK (UINT64_C(1) << 20)
+
+int file_lock_range(struct daemon *d, struct lfile *f, uint64_t off, uint64_t len)
+{
+	/* The budget is a hard limit, checked here where bytes are locked, not only in planning. */
+	if (d->locked_bytes + len > d->budget_bytes)
+		return -EDQUOT;
+	if (!d->memcg.limited)
+		return lock_range_now(d, f, off, len);
+	while (len) {
+		uint64_t n = MIN(len, MEMCG_CHUNK);
+		uint64_t room = d->memcg.full ? 0 : memcg_room(&d->memcg);
+		if (room < n)
+			n = room / d->page * d->page;
+		if (!n) {
+			d->memcg.full = true; /* until the next pass reads the limits again */
+			return -ENOMEM;
+		}
+		int r = lock_range_now(d, f, off, n);
+		if (r < 0)
+			return r;
+		off += n;
+		len -= n;
+	}
 	return 0;
 }
 
@@ -548,7 +575,12 @@ static void report_lock_failure(struct daemon *d, struct lfile *f, int r)
 	if (d->warned & WARNED_LOCK_FAILED)
 		return;
 	d->warned |= WARNED_LOCK_FAILED;
-	if (r == -ENOMEM || r == -EAGAIN)
+	if (r == -ENOMEM && d->memcg.full)
+		log_warning_errno(r, "cannot lock %s: the daemon's memory cgroup %s is near its "
+				     "limit (it stops %llu MiB short, where mlock() would stall); "
+				     "keeping what is locked, will retry (reported once)",
+				  f->path, d->memcg.dir[0], (unsigned long long)(d->memcg.margin >> 20));
+	else if (r == -ENOMEM || r == -EAGAIN)
 		log_warning_errno(r, "cannot lock %s: out of lockable memory (memory cgroup limit, "
 				     "RLIMIT_MEMLOCK or vm.max_map_count); keeping what is locked, "
 				     "will retry (reported once)", f->path);

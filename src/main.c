@@ -191,6 +191,7 @@ static int daemon_init(struct daemon *d, const struct options *o, struct config 
 	if (sysinfo(&si) == 0)
 		d->memtotal_bytes = (uint64_t)si.totalram * si.mem_unit;
 	d->budget_bytes = compute_budget(&d->cfg, d->memtotal_bytes, d->page);
+	memcg_init(&d->memcg);
 	return 0;
 }
 
