@@ -84,6 +84,9 @@ struct daemon {
 	uint64_t locked_bytes;
 	uint32_t locked_files, npieces;
 	uint32_t fds_held, fd_budget; /* descriptors of files held open, and how many may be */
+	int inotify_fd;               /* watches on locked files (watch.c), or -1 */
+	int *wd_events;               /* scratch: watch descriptors with events this pass */
+	uint32_t nwd_events, cap_wd_events;
 	bool locked_set_changed;
 	uint64_t memtotal_bytes;
 	struct memcg memcg; /* the daemon's memory cgroup: locking stops short of its limit */
@@ -104,6 +107,7 @@ struct daemon {
 #define WARNED_BAD_PROC 0x40u
 #define WARNED_MAPCOUNT 0x80u
 #define WARNED_PAGEMAP 0x100u
+#define WARNED_WATCH 0x200u
 
 /* scan.c */
 int scan_processes(struct daemon *d);
@@ -132,6 +136,13 @@ int lock_pass(struct daemon *d);
 void lock_release_all(struct daemon *d);
 int lock_verify_accounting(struct daemon *d);
 uint64_t compute_budget(const struct config *cfg, uint64_t memtotal_bytes, size_t page);
+
+/* watch.c */
+void watch_init(struct daemon *d);
+void watch_free(struct daemon *d);
+void watch_add(struct daemon *d, struct lfile *f);
+void watch_remove(struct daemon *d, struct lfile *f);
+void watch_drain(struct daemon *d);
 
 /* state.c */
 int state_save(struct daemon *d);

@@ -37,6 +37,8 @@ struct lfile {
 	pid_t ns_pid;      /* a process of another mount namespace that maps it, or 0 */
 	bool own_path;     /* last opened by its own path, not through /proc/ns_pid/root */
 	int fd;            /* held while anything is locked, else -1 */
+	int wd;            /* inotify watch while anything is locked, else 0 (watch.c) */
+	bool changed;      /* an event since it was last looked at */
 	uint64_t size;     /* st_size when last checked; 0 before first open */
 	uint64_t blocks_bytes;
 	bool opened_once, eligible, always, deleted_only;

@@ -278,6 +278,7 @@ void daemon_free(struct daemon *d)
 	d->event = sd_event_unref(d->event);
 	procs_free(d);
 	memcg_free(&d->memcg);
+	watch_free(d);
 	file_table_free(&d->files);
 	buf_free(&d->buf);
 	free(d->pagemap_buf);

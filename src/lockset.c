@@ -152,6 +152,8 @@ int file_open_verified(struct daemon *d, struct lfile *f)
 
 void file_close(struct daemon *d, struct lfile *f)
 {
+	if (!f->npieces)
+		watch_remove(d, f); /* a file held by its mappings alone stays watched */
 	if (f->fd >= 0) {
 		close(f->fd);
 		d->fds_held--;
@@ -264,8 +266,12 @@ int file_lock_range(struct daemon *d, struct lfile *f, uint64_t off, uint64_t le
 	/* The budget is a hard limit, checked here where bytes are locked, not only in planning. */
 	if (d->locked_bytes + len > d->budget_bytes)
 		return -EDQUOT;
-	if (!d->memcg.limited)
-		return lock_range_now(d, f, off, len);
+	if (!d->memcg.limited) {
+		int r = lock_range_now(d, f, off, len);
+		if (r == 0)
+			watch_add(d, f);
+		return r;
+	}
 	while (len) {
 		uint64_t n = MIN(len, MEMCG_CHUNK);
 		uint64_t room = d->memcg.full ? 0 : memcg_room(&d->memcg);
@@ -278,6 +284,7 @@ int file_lock_range(struct daemon *d, struct lfile *f, uint64_t off, uint64_t le
 		int r = lock_range_now(d, f, off, n);
 		if (r < 0)
 			return r;
+		watch_add(d, f);
 		off += n;
 		len -= n;
 	}
@@ -528,8 +535,12 @@ static bool file_candidate(struct daemon *d, uint32_t slot, struct candidate *c)
 	struct lfile *f = file_at(&d->files, slot);
 	bool gone = false;
 
-	if (f->fd >= 0 || f->npieces)
-		(void)file_refresh(d, f, &gone);
+	if (f->fd >= 0 || f->npieces) {
+		/* A watched file is looked at when inotify saw something, and on full passes. */
+		if (d->full_pass || f->wd <= 0 || f->changed)
+			(void)file_refresh(d, f, &gone);
+		f->changed = false;
+	}
 	else if (f->eligible && f->opened_once && f->nprocs && (f->size == 0 || d->full_pass))
 		/* Not held open: an empty file may have been written since (cp truncates and rewrites
 		 * in place), and any other may have changed; look again now and then. */
@@ -618,6 +629,7 @@ int lock_pass(struct daemon *d)
 	uint32_t n = 0;
 
 	track_always(d);
+	watch_drain(d);
 	cand = malloc((t->nslots ? t->nslots : 1) * sizeof(*cand));
 	if (!cand)
 		return -ENOMEM;

@@ -178,7 +178,7 @@ static int lock_self(void)
 static int daemon_init(struct daemon *d, const struct options *o, struct config *cfg)
 {
 	*d = (struct daemon){ .cfg = *cfg, .config_path = o->config, .proc_root = o->proc_root,
-			      .proc_fd = -1, .page = page_size(), .self_pid = getpid(),
+			      .proc_fd = -1, .inotify_fd = -1, .page = page_size(), .self_pid = getpid(),
 			      .full_every = 10, .use_query = -1, .dry_run = o->dry_run,
 			      .json = o->json };
 	*cfg = (struct config){ 0 };
@@ -264,6 +264,7 @@ static int run(int argc, char **argv)
 	}
 	raise_nofile();
 	daemon_update_fd_budget(&d);
+	watch_init(&d);
 	state_restore(&d);
 	r = daemon_run(&d);
 	daemon_free(&d);

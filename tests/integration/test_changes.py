@@ -8,7 +8,10 @@ daemon's smaps (VmFlags lo, Size, Rss):
 (b) deleted (unlink) while mapped: the same.
 (c) truncated to 0 while locked: the daemon does not die of SIGBUS; the next pass holds nothing
     of it and the kernel agrees (no locked mapping of the inode left).
-(d) grown by appending, what = whole: the next pass locks the new size."""
+(d) grown by appending, what = whole: the next pass locks the new size.
+
+Those passes are quick ones (a full pass looks at every file anyway): what tells the daemon is
+an inotify watch on each locked inode, checked here in the fdinfo of its inotify descriptor."""
 import os
 import shutil
 
@@ -18,6 +21,24 @@ from lib import (MiB, Daemon, Mapper, done, eq, locked_by_inode, locked_mappings
 d = workdir()
 mappers = []
 dm = None
+
+
+def inotify_watches(pid):
+    """Inodes (as (dev, ino)) watched by the process's inotify descriptors, from fdinfo."""
+    out = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}") != "anon_inode:inotify":
+                continue
+            with open(f"/proc/{pid}/fdinfo/{fd}") as f:
+                for line in f:
+                    if line.startswith("inotify wd:"):
+                        kv = dict(x.split(":", 1) for x in line.split()[1:])
+                        dev = int(kv["sdev"], 16)
+                        out.add((os.makedev(dev >> 20, dev & 0xfffff), int(kv["ino"], 16)))
+        except OSError:
+            pass
+    return out
 
 
 def mapper(path):
@@ -37,6 +58,9 @@ try:
     ok(dm.wait_ready(), "READY=1", dm.log())
     for p, size in ((a, 2 * MiB), (b, 3 * MiB), (c, 4 * MiB), (g, 2 * MiB)):
         eq(locked_by_inode(dm.pid, st[p]), (size, size), f"{os.path.basename(p)} locked at start")
+    watched = inotify_watches(dm.pid)
+    ok(all((st[p].st_dev, st[p].st_ino) in watched for p in (a, b, c, g)),
+       f"each locked inode has an inotify watch ({len(watched)} watches)")
 
     # (a) replaced by rename while mapped.
     tmp = make_file(a + ".new", 1 * MiB, seed=9)
@@ -66,6 +90,10 @@ try:
     eq(locked_by_inode(dm.pid, st[b]), (0, 0),
        "(b) the deleted inode is unlocked at the next pass although keep = 5")
     eq(locked_by_inode(dm.pid, a_new), (1 * MiB, 1 * MiB), "(a) the new a.so stays locked")
+    watched = inotify_watches(dm.pid)
+    ok((st[a].st_dev, st[a].st_ino) not in watched and (st[b].st_dev, st[b].st_ino) not in watched
+       and (a_new.st_dev, a_new.st_ino) in watched,
+       "the watches follow the locked set: the unlocked inodes are no longer watched")
     ok(not [m for m in locked_mappings(dm.pid) if m["path"].endswith(" (deleted)")],
        "no locked mapping of a deleted file is left",
        "\n".join(str(m) for m in locked_mappings(dm.pid)))
@@ -97,11 +125,11 @@ try:
         f.flush()
         os.fsync(f.fileno())
     ok(dm.rescan(), "(c) rescan after c.so grew back to 1 MiB")
-    # BUG (reported): after a truncation to 0, file_refresh() is only called for files with locked
-    # pieces, so f->size stays 0 and the file, still mapped, is never locked again ("cp new.so
-    # old.so" over a mapped library does exactly this: O_TRUNC, then write, same inode).
+    # Nothing of c.so is locked (so it has no watch) and it is 0 bytes: a still-mapped file of
+    # size 0 is opened again every pass, or it would never be locked again ("cp new.so old.so"
+    # over a mapped library does exactly this: O_TRUNC, then write, same inode).
     eq(locked_by_inode(dm.pid, st[c]), (1 * MiB, 1 * MiB),
-       "BUG truncate-regrow: (c) c.so is locked at its new size")
+       "(c) c.so, truncated and grown back, is locked at its new size")
 
     # (d) grows by appending, what = whole.
     with open(g, "ab") as f:
