@@ -78,6 +78,8 @@ struct daemon {
 	uint32_t full_every; /* re-read every process each N passes */
 	bool force_full; /* the next pass re-reads every process */
 	bool full_pass;  /* this pass does */
+	bool procs_changed; /* this pass read a process again, or the set of processes changed */
+	bool want_rebuild;  /* a page bitmap grew: `mapped` must fill it from the process caches */
 	int use_query; /* 1 yes, 0 no, -1 untried */
 
 	uint64_t budget_bytes;

@@ -54,7 +54,10 @@ struct lfile {
 	/* Pages wanted, one bit a page below `want_npages` (mapped/resident modes). */
 	uint64_t *want_bits;
 	uint32_t want_npages;
-	bool want_changed;
+	/* Its locked pieces are exactly its plan, and nothing the plan is made of (wanted pages,
+	 * size, pieces, rules) changed since: the pass need not plan it again. settled_always is
+	 * the `always` flag the plan was made with. */
+	bool settled, settled_always;
 
 	struct piece *pieces;
 	uint32_t npieces, cap_pieces;

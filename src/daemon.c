@@ -182,6 +182,7 @@ static void apply_config(struct daemon *d, struct config *n)
 		if (!f->in_use)
 			continue;
 		file_check_evaluate(d, f);
+		f->settled = false; /* max_file_size, what: plan it again */
 		if (what_changed)
 			file_want_clear(f);
 	}

@@ -153,6 +153,7 @@ int file_want_reserve(struct lfile *f, uint64_t npages)
 		f->want_bits = n;
 	}
 	f->want_npages = (uint32_t)npages;
+	f->settled = false;
 	return 0;
 }
 
@@ -163,7 +164,7 @@ void file_want_set_range(struct lfile *f, uint64_t first, uint64_t n)
 		if (p % 64 == 0 && end - p >= 64) {
 			if (f->want_bits[p / 64] != ~0ull) {
 				f->want_bits[p / 64] = ~0ull;
-				f->want_changed = true;
+				f->settled = false;
 			}
 			p += 64;
 			continue;
@@ -171,7 +172,7 @@ void file_want_set_range(struct lfile *f, uint64_t first, uint64_t n)
 		uint64_t bit = 1ull << (p % 64);
 		if (!(f->want_bits[p / 64] & bit)) {
 			f->want_bits[p / 64] |= bit;
-			f->want_changed = true;
+			f->settled = false;
 		}
 		p++;
 	}
@@ -181,4 +182,5 @@ void file_want_clear(struct lfile *f)
 {
 	if (f->want_bits)
 		memset(f->want_bits, 0, (f->want_npages + 63) / 64 * sizeof(uint64_t));
+	f->settled = false;
 }

@@ -132,6 +132,8 @@ int file_open_verified(struct daemon *d, struct lfile *f)
 		return fd;
 	}
 	d->stats.files_opened++;
+	if ((uint64_t)st.st_size != f->size)
+		f->settled = false;
 	f->size = (uint64_t)st.st_size;
 	f->blocks_bytes = (uint64_t)st.st_blocks * 512;
 	f->opened_once = true;
@@ -145,7 +147,10 @@ int file_open_verified(struct daemon *d, struct lfile *f)
 	    f->reason == REASON_REPLACED || f->reason == REASON_NOT_REGULAR)
 		f->reason = REASON_NONE;
 	/* Whichever open first succeeds sizes the page bitmap (`mapped`, `resident`). */
+	uint32_t had = f->want_npages;
 	(void)file_want_reserve(f, MIN(round_up(f->size, d->page) / d->page, (uint64_t)MAX_WANT_PAGES));
+	if (f->want_npages != had)
+		d->want_rebuild = true;
 	f->fd = fd;
 	return 0;
 }
@@ -182,6 +187,7 @@ static void unlock_piece(struct daemon *d, struct lfile *f, uint32_t i)
 
 	/* munmap also unlocks; the pages stay in the page cache, just evictable again. */
 	munmap(p->addr, p->len);
+	f->settled = false;
 	f->locked_bytes -= p->len;
 	d->locked_bytes -= p->len;
 	d->npieces--;
@@ -216,6 +222,7 @@ static int extend_piece(struct daemon *d, struct lfile *f, uint64_t off, uint64_
 			return -ENOENT; /* map it on its own instead */
 		p->addr = a;
 		p->len += len;
+		f->settled = false;
 		f->locked_bytes += len;
 		d->locked_bytes += len;
 		d->locked_set_changed = true;
@@ -249,6 +256,7 @@ static int lock_range_now(struct daemon *d, struct lfile *f, uint64_t off, uint6
 	memmove(&f->pieces[i + 1], &f->pieces[i], (f->npieces - i) * sizeof(struct piece));
 	f->pieces[i] = (struct piece){ .off = off, .len = len, .addr = a };
 	f->npieces++;
+	f->settled = false;
 	f->locked_bytes += len;
 	d->locked_bytes += len;
 	d->npieces++;
@@ -385,8 +393,10 @@ static uint64_t trim_to_runs(struct daemon *d, struct lfile *f, bool apply)
 	}
 	if (apply) {
 		uint64_t dropped = f->locked_bytes - kept;
-		if (dropped || nout != f->npieces)
+		if (dropped || nout != f->npieces) {
 			d->locked_set_changed = true;
+			f->settled = false;
+		}
 		d->locked_bytes -= dropped;
 		d->npieces = d->npieces - f->npieces + nout;
 		f->locked_bytes = kept;
@@ -446,10 +456,13 @@ static int file_refresh(struct daemon *d, struct lfile *f, bool *gone)
 	/* Grown with holes (truncate -s, a hole punched): never lock it because it is mapped. A
 	 * punched hole drops pages from our mappings without changing the size: fewer blocks. */
 	bool fewer_blocks = (uint64_t)st.st_blocks * 512 < f->blocks_bytes;
+	if (st.st_nlink == 0 || fewer_blocks || (uint64_t)st.st_size != f->size)
+		f->settled = false;
 	f->blocks_bytes = (uint64_t)st.st_blocks * 512;
 	if (is_sparse(d, (uint64_t)st.st_size, f->blocks_bytes)) {
 		f->size = (uint64_t)st.st_size;
 		f->reason = REASON_SPARSE;
+		f->settled = false;
 		return 0;
 	}
 	uint64_t size = (uint64_t)st.st_size;
@@ -470,12 +483,16 @@ static int file_refresh(struct daemon *d, struct lfile *f, bool *gone)
 			uint64_t cut = p->off + p->len - end;
 			munmap((char *)p->addr + (p->len - cut), cut);
 			p->len -= cut;
+			f->settled = false;
 			f->locked_bytes -= cut;
 			d->locked_bytes -= cut;
 			d->locked_set_changed = true;
 		}
 	}
+	uint32_t had = f->want_npages;
 	(void)file_want_reserve(f, MIN(end / d->page, (uint64_t)MAX_WANT_PAGES));
+	if (f->want_npages != had)
+		d->want_rebuild = true;
 	file_repopulate(f);
 	return 0;
 }
@@ -570,8 +587,16 @@ static bool file_candidate(struct daemon *d, uint32_t slot, struct candidate *c)
 		f->plan_bytes = 0;
 		return false;
 	}
-	uint64_t want = plan_runs(d, f);
-	uint64_t kept = trim_to_runs(d, f, false);
+	uint64_t want, kept;
+	if (f->settled && f->settled_always == f->always) {
+		want = kept = f->locked_bytes; /* as planned last time, and all of it locked */
+	} else {
+		want = plan_runs(d, f);
+		kept = trim_to_runs(d, f, false);
+		/* Pieces inside the plan (kept == locked) and covering it (want == kept). */
+		f->settled = want == kept && kept == f->locked_bytes && !d->dry_run;
+		f->settled_always = f->always;
+	}
 	f->tier = f->always ? 2 : f->critical ? 1 : 0;
 	*c = (struct candidate){ .slot = slot, .tier = f->tier, .nprocs = f->nprocs,
 				 .want_bytes = want, .keep_bytes = kept };
@@ -654,7 +679,8 @@ int lock_pass(struct daemon *d)
 			f->reason = cand[i].decision == DECIDE_KEEP ? REASON_BUDGET_PARTLY
 				    : f->plan_bytes	    ? REASON_NONE
 								    : REASON_EMPTY;
-			if (!d->dry_run) {
+			/* Pieces all inside the plan (kept == locked): nothing to trim. */
+			if (!d->dry_run && cand[i].keep_bytes < f->locked_bytes) {
 				plan_runs(d, f);
 				trim_to_runs(d, f, true);
 			}

@@ -491,6 +491,7 @@ int scan_processes(struct daemon *d)
 	bool full = d->force_full || d->full_every <= 1 || d->pass % d->full_every == 1;
 
 	d->full_pass = full;
+	d->procs_changed = true; /* until the scan shows otherwise */
 	int r = list_pids(d, &pids, &npids);
 	if (r < 0)
 		return r;
@@ -525,6 +526,9 @@ int scan_processes(struct daemon *d)
 	}
 	while (old < d->nprocs)
 		proc_free(&d->procs[old++]);
+	/* Every process kept was either read again or is unchanged: a new one is always read, and
+	 * one gone leaves the count short. */
+	d->procs_changed = d->stats.procs_read > 0 || n != d->nprocs;
 	free(d->procs);
 	free(pids);
 	d->procs = np;
@@ -543,6 +547,7 @@ oom:
 	free(d->procs);
 	d->procs = NULL;
 	d->nprocs = 0;
+	d->procs_changed = true;
 	return -ENOMEM;
 }
 
@@ -560,7 +565,12 @@ void procs_free(struct daemon *d)
 void scan_aggregate(struct daemon *d)
 {
 	struct file_table *t = &d->files;
-	bool mapped = d->cfg.what == WHAT_MAPPED;
+	/* `mapped` rebuilds each file's page set from the process caches, unless no cache changed:
+	 * then the sets are what they were, and the files' plans stay settled. */
+	bool mapped = d->cfg.what == WHAT_MAPPED &&
+		      (d->procs_changed || d->full_pass || d->want_rebuild);
+	if (mapped)
+		d->want_rebuild = false;
 
 	for (uint32_t s = 0; s < t->nslots; s++) {
 		struct lfile *f = &t->slots[s];

@@ -55,15 +55,47 @@ static void outf(struct out *o, const char *fmt, ...)
 	}
 }
 
+/* n bytes as they are: the status file's own work is mostly this and numbers, and printf's
+ * format parsing costs more than the copying. */
+static void outs(struct out *o, const char *s, size_t n)
+{
+	if (o->f) {
+		if (fwrite(s, 1, n, o->f) != n)
+			o->err = -EIO;
+		return;
+	}
+	outf(o, "%.*s", (int)n, s);
+}
+
+/* Writes v in decimal at p; returns the end. */
+static char *put_u64(char *p, uint64_t v)
+{
+	char tmp[20];
+	size_t n = 0;
+	do
+		tmp[n++] = (char)('0' + v % 10);
+	while ((v /= 10));
+	while (n)
+		*p++ = tmp[--n];
+	return p;
+}
+
+static char *put_str(char *p, const char *s)
+{
+	size_t n = strlen(s);
+	memcpy(p, s, n);
+	return p + n;
+}
+
 static void out_json_string(struct out *o, const char *s)
 {
-	outf(o, "\"");
+	outs(o, "\"", 1);
 	while (*s) {
 		/* Runs of plain characters at once: this is most of a status pass's own work. */
 		size_t n = strcspn(s, "\"\\\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f"
 				      "\x10\x11\x12\x13\x14\x15\x16\x17\x18\x19\x1a\x1b\x1c\x1d\x1e\x1f\x7f");
 		if (n) {
-			outf(o, "%.*s", (int)n, s);
+			outs(o, s, n);
 			s += n;
 			continue;
 		}
@@ -73,7 +105,7 @@ static void out_json_string(struct out *o, const char *s)
 		else
 			outf(o, "\\u%04x", c);
 	}
-	outf(o, "\"");
+	outs(o, "\"", 1);
 }
 
 static int cmp_slot_bytes(const void *a, const void *b, void *ud)
@@ -126,12 +158,17 @@ int status_write(struct daemon *d)
 	     d->cfg.interval_usec, d->locked_files, d->locked_bytes, d->budget_bytes, d->nprocs);
 	for (uint32_t i = 0; i < n; i++) {
 		const struct lfile *f = &d->files.slots[slots[i]];
-		outf(&o, "{\"path\": ");
+		char line[192], *e = line;
+		outs(&o, "{\"path\": ", 9);
 		out_json_string(&o, f->path);
-		outf(&o, ", \"bytes\": %" PRIu64 ", \"size\": %" PRIu64 ", \"ranges\": %u, "
-			 "\"processes\": %u, \"critical\": %s}%s\n",
-		     f->locked_bytes, f->size, f->npieces, f->nprocs,
-		     f->critical || f->always ? "true" : "false", i + 1 < n ? "," : "");
+		e = put_u64(put_str(e, ", \"bytes\": "), f->locked_bytes);
+		e = put_u64(put_str(e, ", \"size\": "), f->size);
+		e = put_u64(put_str(e, ", \"ranges\": "), f->npieces);
+		e = put_u64(put_str(e, ", \"processes\": "), f->nprocs);
+		e = put_str(e, f->critical || f->always ? ", \"critical\": true}"
+							: ", \"critical\": false}");
+		e = put_str(e, i + 1 < n ? ",\n" : "\n");
+		outs(&o, line, (size_t)(e - line));
 	}
 	outf(&o, "]\n}\n");
 	int r = atomic_fclose(o.f, tmp, d->cfg.status_file, false, o.err == 0);
