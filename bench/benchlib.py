@@ -553,7 +553,8 @@ def pass_status(m):
 
 
 PASS_LINE = re.compile(r"pass (\d+): (\d+) files, (.*?) locked of (.*?) budget; (\d+) processes "
-                       r"\((\d+) read\), (\d+) mappings, (\d+) ms CPU, (\d+) ms wall")
+                       r"\((\d+) read\), (\d+) mappings, (\d+) ms CPU"
+                       r"(?: \((\d+) scanning, (\d+) locking\))?, (\d+) ms wall")
 
 
 class Prelockd:
@@ -626,15 +627,17 @@ class Prelockd:
         return sum(f["bytes"] for f in s.get("locked", []) if f["path"] == path)
 
     def log_passes(self):
-        """{pass number: (cpu_ms, wall_ms, processes, mappings)} from the daemon's log lines."""
+        """{pass number: (cpu_ms, wall_ms, processes, mappings, scan_cpu_ms, lock_cpu_ms)} from
+        the daemon's log lines (the last two None from a daemon that does not split them)."""
         out = {}
         self._log.flush()
         with open(self.log_path) as f:
             for line in f:
                 m = PASS_LINE.search(line)
                 if m:
-                    out[int(m.group(1))] = (int(m.group(8)), int(m.group(9)), int(m.group(5)),
-                                            int(m.group(7)))
+                    split = [int(x) if x else None for x in (m.group(9), m.group(10))]
+                    out[int(m.group(1))] = (int(m.group(8)), int(m.group(11)), int(m.group(5)),
+                                            int(m.group(7)), *split)
         return out
 
     def stop(self):

@@ -93,7 +93,8 @@ def cost_targets(s):
         (m["first_pass_cpu_ms"] <= 100,
          f"cost, default config: first pass {m['first_pass_cpu_ms']:.0f} ms CPU <= 100 ms "
          f"[median of {m['reps']} starts; {m['processes']:.0f} processes, "
-         f"{m['mappings']:.0f} executable mappings]"),
+         f"{m['mappings']:.0f} executable mappings; scanning {B.fmt(m['first_pass_scan_ms'], 0)} ms "
+         f"+ locking {m['locked_mib']:.0f} MiB {B.fmt(m['first_pass_lock_ms'], 0)} ms]"),
         (m["idle_mean_ms"] <= 10,
          f"cost, default config: steady rescan {m['idle_mean_ms']:.1f} ms CPU <= 10 ms [mean of a "
          f"10-pass cycle incl. its full pass; quick passes {m['idle_median_ms']:.1f} ms, full pass "

@@ -86,6 +86,7 @@ int daemon_pass(struct daemon *d)
 	if (r < 0)
 		log_warning_errno(r, "scan incomplete, keeping what is locked");
 	scan_aggregate(d);
+	uint64_t cpu_scan = cpu_usec() - cpu0;
 	r = lock_pass(d);
 	if (r < 0)
 		log_warning_errno(r, "locking pass incomplete");
@@ -101,10 +102,11 @@ int daemon_pass(struct daemon *d)
 	struct log_fields lf = { .bytes = (int64_t)d->locked_bytes, .files = d->locked_files };
 	log_full(LOG_INFO, &lf, 0,
 		 "pass %u: %u files, %s locked of %s budget; %u processes (%u read), %u mappings, "
-		 "%u ms CPU, %u ms wall",
+		 "%u ms CPU (%u scanning, %u locking), %u ms wall",
 		 d->pass, d->locked_files, format_bytes(locked, sizeof(locked), d->locked_bytes),
 		 format_bytes(budget, sizeof(budget), d->budget_bytes), d->stats.procs,
 		 d->stats.procs_read, d->stats.mappings, (unsigned)(cpu / 1000),
+		 (unsigned)(cpu_scan / 1000), (unsigned)((cpu - cpu_scan) / 1000),
 		 (unsigned)(wall / 1000));
 	r = status_write(d);
 	if (r < 0 && !(d->warned & WARNED_STATUS)) {
