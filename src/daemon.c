@@ -44,9 +44,12 @@ static void notify_status(struct daemon *d, bool ready)
 
 	if (d->dry_run)
 		return;
-	if (d->cfg.interval_usec)
+	if (d->cfg.interval_usec >= 1000000)
 		snprintf(next, sizeof(next), ", next scan in %llus",
 			 (unsigned long long)(d->cfg.interval_usec / 1000000));
+	else if (d->cfg.interval_usec) /* "in 0s" would read as a stuck timer */
+		snprintf(next, sizeof(next), ", next scan in %llums",
+			 (unsigned long long)(d->cfg.interval_usec / 1000));
 	else
 		snprintf(next, sizeof(next), ", next scan on SIGUSR1/SIGHUP");
 	sd_notifyf(0, "%sSTATUS=%u files, %s locked of %s budget%s", ready ? "READY=1\n" : "",

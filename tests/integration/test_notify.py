@@ -105,6 +105,18 @@ try:
     finally:
         for m in mappers:
             m.stop()
+
+    # The next scan in STATUS=: in seconds, or in milliseconds below one second ("in 0s" would
+    # read as a timer that never fires).
+    for interval, want in (("2s", "next scan in 2s"), ("250ms", "next scan in 250ms")):
+        dm = Daemon(d, conf.replace("interval = 0", f"interval = {interval}"))
+        try:
+            ok(dm.wait_ready(), f"interval = {interval}: READY=1", dm.log())
+            st = [m for m in dm.notify.messages if m.startswith("STATUS=") and "next scan" in m]
+            ok(st and st[0].endswith(want), f"interval = {interval}: STATUS= says '{want}'",
+               str(st[:1]))
+        finally:
+            dm.stop()
 finally:
     shutil.rmtree(d, ignore_errors=True)
 done()
