@@ -715,14 +715,31 @@ void lock_release_all(struct daemon *d)
 
 /* Debug builds: ask the kernel what this process holds locked in our ranges (smaps VmFlags "lo",
  * Rss), and compare with our count. smaps' Locked: is PSS-weighted, so it is not used. */
-int lock_verify_accounting(struct daemon *d)
+/* VmLck of the daemon in kB, read into the stack: a heap allocation here could grow a locked
+ * mapping and change the very number being read. -1 when unreadable. */
+static long long read_vmlck_kb(void)
+{
+	char buf[4096];
+	_cleanup_close_ int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	const char *p = strstr(buf, "\nVmLck:");
+	return p ? strtoll(p + 8, NULL, 10) : -1;
+}
+
+/* Sums the daemon's locked VMAs in smaps: all of them, and the bytes of ours inside them. */
+static int smaps_locked(struct daemon *d, unsigned long long *all_locked,
+			unsigned long long *kernel_bytes, unsigned long long *kernel_rss)
 {
 	_cleanup_fclose_ FILE *f = fopen("/proc/self/smaps", "re");
 	char line[512];
-	unsigned long long start = 0, end = 0, rss_kb = 0, kernel_bytes = 0, kernel_rss = 0;
-	unsigned long long all_locked = 0, vmlck_kb = 0;
-	unsigned long long ours = 0;
+	unsigned long long start = 0, end = 0, rss_kb = 0, ours = 0;
 
+	*all_locked = *kernel_bytes = *kernel_rss = 0;
 	if (!f)
 		return -errno;
 	while (fgets(line, sizeof(line), f)) {
@@ -745,20 +762,36 @@ int lock_verify_accounting(struct daemon *d)
 		} else if (sscanf(line, "Rss: %llu kB", &rss_kb) == 1) {
 			continue;
 		} else if (strncmp(line, "VmFlags:", 8) == 0 && strstr(line, " lo")) {
-			all_locked += end - start;
-			kernel_bytes += ours;
+			*all_locked += end - start;
+			*kernel_bytes += ours;
 			if (ours == end - start)
-				kernel_rss += rss_kb * 1024;
+				*kernel_rss += rss_kb * 1024;
 		}
+	}
+	return 0;
+}
+
+int lock_verify_accounting(struct daemon *d)
+{
+	unsigned long long all_locked = 0, kernel_bytes = 0, kernel_rss = 0;
+	long long vmlck_kb = -1, before;
+
+	/* Reading smaps allocates (stdio), and under mlockall() a grown heap is a grown locked
+	 * mapping: VmLck read before and after must agree, or the two views are of different
+	 * moments. The second round reuses the freed memory. */
+	for (int round = 0; round < 3; round++) {
+		before = read_vmlck_kb();
+		int r = smaps_locked(d, &all_locked, &kernel_bytes, &kernel_rss);
+		if (r < 0)
+			return r;
+		vmlck_kb = read_vmlck_kb();
+		if (vmlck_kb == before)
+			break;
 	}
 	/* VmLck counts every locked VMA, ours and the daemon's own (mlockall): the two views must
 	 * agree, and what is left after our own ranges is the daemon itself. */
-	_cleanup_fclose_ FILE *st = fopen("/proc/self/status", "re");
-	while (st && fgets(line, sizeof(line), st))
-		if (sscanf(line, "VmLck: %llu kB", &vmlck_kb) == 1)
-			break;
-	if (vmlck_kb * 1024 != all_locked) {
-		log_error("accounting mismatch: VmLck is %llu kB, locked VMAs in smaps add up to %llu kB",
+	if (vmlck_kb < 0 || (unsigned long long)vmlck_kb * 1024 != all_locked) {
+		log_error("accounting mismatch: VmLck is %lld kB, locked VMAs in smaps add up to %llu kB",
 			  vmlck_kb, all_locked / 1024);
 		return -EIO;
 	}
@@ -772,8 +805,8 @@ int lock_verify_accounting(struct daemon *d)
 			  (unsigned long long)d->budget_bytes);
 		return -EIO;
 	}
-	log_debug("accounting verified: %llu bytes locked (%llu resident), VmLck %llu kB of which "
+	log_debug("accounting verified: %llu bytes locked (%llu resident), VmLck %lld kB of which "
 		  "%llu kB the daemon itself", kernel_bytes, kernel_rss, vmlck_kb,
-		  vmlck_kb - kernel_bytes / 1024);
+		  (unsigned long long)vmlck_kb - kernel_bytes / 1024);
 	return 0;
 }
