@@ -36,9 +36,10 @@ struct lfile {
 	char *path;        /* as the mapping process sees it */
 	pid_t ns_pid;      /* a process of another mount namespace that maps it, or 0 */
 	bool own_path;     /* last opened by its own path, not through /proc/ns_pid/root */
+	bool changed;      /* an inotify event since it was last looked at */
+	bool critical;     /* a critical process maps it (recomputed each pass) */
 	int fd;            /* held while anything is locked, else -1 */
 	int wd;            /* inotify watch while anything is locked, else 0 (watch.c) */
-	bool changed;      /* an event since it was last looked at */
 	uint64_t size;     /* st_size when last checked; 0 before first open */
 	uint64_t blocks_bytes;
 	bool opened_once, eligible, always, deleted_only;
@@ -48,7 +49,7 @@ struct lfile {
 	/* Use, recomputed each pass from the process caches. */
 	uint32_t nprocs;
 	uint32_t last_proc_mark;
-	bool critical;
+	uint32_t checked_pass;   /* last pass that opened or fstat()ed it */
 	uint32_t last_seen_pass; /* last pass in which a process mapped it */
 
 	/* Pages wanted, one bit a page below `want_npages` (mapped/resident modes). */

@@ -132,6 +132,7 @@ int file_open_verified(struct daemon *d, struct lfile *f)
 		return fd;
 	}
 	d->stats.files_opened++;
+	f->checked_pass = d->pass;
 	if ((uint64_t)st.st_size != f->size)
 		f->settled = false;
 	f->size = (uint64_t)st.st_size;
@@ -449,6 +450,7 @@ static int file_refresh(struct daemon *d, struct lfile *f, bool *gone)
 {
 	struct stat st;
 	*gone = false;
+	f->checked_pass = d->pass;
 	if (f->fd >= 0 ? fstat(f->fd, &st) < 0 : file_stat_by_path(d, f, &st) < 0)
 		return 0; /* held by its mappings alone, and its path leads elsewhere: nothing to see */
 	if (st.st_nlink == 0)
@@ -553,8 +555,9 @@ static bool file_candidate(struct daemon *d, uint32_t slot, struct candidate *c)
 	bool gone = false;
 
 	if (f->fd >= 0 || f->npieces) {
-		/* A watched file is looked at when inotify saw something, and on full passes. */
-		if (d->full_pass || f->wd <= 0 || f->changed)
+		/* A watched file is looked at when inotify saw something (which may be newer than
+		 * an open in this pass), and on full passes unless this pass opened it already. */
+		if (f->changed || ((d->full_pass || f->wd <= 0) && f->checked_pass != d->pass))
 			(void)file_refresh(d, f, &gone);
 		f->changed = false;
 	}
