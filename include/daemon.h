@@ -96,6 +96,7 @@ struct daemon {
 	struct pass_stats stats;
 	uint32_t warned; /* WARNED_* bits: say each problem once */
 	uint64_t next_scan_usec;
+	uint64_t state_saved_usec; /* CLOCK_MONOTONIC of the last state save while running, or 0 */
 	uint64_t watchdog_usec;   /* 0: no watchdog */
 	uint64_t last_ping_usec, last_progress_usec, progress_every_usec;
 };

@@ -74,6 +74,8 @@ void pass_progress(struct daemon *d, const char *doing, uint32_t done, uint32_t 
 	}
 }
 
+#define STATE_SAVE_EVERY_USEC (60 * UINT64_C(1000000))
+
 int daemon_pass(struct daemon *d)
 {
 	uint64_t cpu0 = cpu_usec(), t0 = now_usec(CLOCK_MONOTONIC);
@@ -117,7 +119,13 @@ int daemon_pass(struct daemon *d)
 				  d->cfg.status_file);
 		d->warned |= WARNED_STATUS;
 	}
-	if (d->locked_set_changed) {
+	/* The state is a hint for the next start, checked again when restored: written when the
+	 * locked set changed, at most once a minute while running (each write is an fsync and an
+	 * fstat per locked file), and always at exit. */
+	uint64_t now = now_usec(CLOCK_MONOTONIC);
+	if (d->locked_set_changed &&
+	    (!d->state_saved_usec || now - d->state_saved_usec >= STATE_SAVE_EVERY_USEC)) {
+		d->state_saved_usec = now;
 		r = state_save(d);
 		if (r < 0 && !(d->warned & WARNED_STATE)) {
 			log_warning_errno(r, "cannot save state to %s, running on without it",

@@ -11,7 +11,9 @@ desktop starts), then scan"), checked in the daemon's smaps:
 - a state entry whose file was replaced (other inode, other size) is not restored;
 - a corrupt state file (garbage with NUL bytes), a foreign one (/etc/passwd) and one with the
   right header but a bad line are each ignored with a warning; the daemon runs normally and
-  saves a valid state at exit."""
+  saves a valid state at exit;
+- while running, the state is written when the locked set changed, at most once a minute (each
+  write is an fsync): the first pass's set at once, a change a moment later only at exit."""
 import os
 import re
 import shutil
@@ -143,6 +145,31 @@ try:
         text, files = parse_state(os.path.join(d, "state"))
         ok(text.startswith("prelockd-state 1\n") and [f["path"] for f in files] == [path],
            f"{label}: a valid state replaced it at exit", text[:300])
+    if m:
+        m.stop()
+        m = None
+
+    # 5. At most one write a minute while running; the last word at exit.
+    os.unlink(os.path.join(d, "state"))
+    third = make_file(os.path.join(d, "lib3.so"), MiB, seed=3)
+    m = Mapper(path)
+    dm = Daemon(d, cfg.format(keep=3))
+    ok(dm.wait_ready(), "rate: READY", dm.log())
+    _, files = parse_state(os.path.join(d, "state"))
+    eq([f["path"] for f in files], [path], "rate: the first pass's locked set is saved at once")
+    m3 = Mapper(third)
+    try:
+        ok(dm.rescan(), "rate: rescan after a second file is mapped")
+        eq(locked_by_inode(dm.pid, os.stat(third)), (MiB, MiB), "rate: the second file is locked")
+        _, files = parse_state(os.path.join(d, "state"))
+        eq([f["path"] for f in files], [path], "rate: the state is not written again within "
+                                               "the minute")
+        eq(dm.stop(), 0, "rate: SIGTERM exits 0")
+        dm = None
+    finally:
+        m3.stop()
+    _, files = parse_state(os.path.join(d, "state"))
+    eq(sorted(f["path"] for f in files), sorted([path, third]), "rate: at exit the state has both")
 finally:
     if dm:
         dm.stop()
