@@ -60,11 +60,15 @@ static bool cgroup_path(const char *text, bool v2, const char **path, size_t *pl
 	return false;
 }
 
-/* Copies a mountinfo field, undoing its octal escapes (\040 for a space). */
-static size_t unescape_field(const char *s, size_t n, char *out, size_t outlen)
+/* Copies a mountinfo field, undoing its octal escapes (\040 for a space), into out (NUL-terminated)
+ * and its length into *outn. Returns false when out is too small for all of it: a cut path would
+ * name another directory. */
+static bool unescape_field(const char *s, size_t n, char *out, size_t outlen, size_t *outn)
 {
-	size_t o = 0;
-	for (size_t i = 0; i < n && o + 1 < outlen; i++) {
+	size_t o = 0, i = 0;
+	if (!outlen)
+		return false;
+	for (; i < n && o + 1 < outlen; i++) {
 		if (s[i] == '\\' && i + 3 < n && s[i + 1] >= '0' && s[i + 1] <= '3' &&
 		    s[i + 2] >= '0' && s[i + 2] <= '7' && s[i + 3] >= '0' && s[i + 3] <= '7') {
 			out[o++] = (char)((s[i + 1] - '0') * 64 + (s[i + 2] - '0') * 8 +
@@ -75,7 +79,8 @@ static size_t unescape_field(const char *s, size_t n, char *out, size_t outlen)
 		}
 	}
 	out[o] = '\0';
-	return o;
+	*outn = o;
+	return i == n;
 }
 
 /* Splits one mountinfo line into its fields: 0 id, 1 parent, 2 dev, 3 root, 4 mount point,
@@ -131,23 +136,27 @@ static int locate(const char *cgroup, const char *mountinfo, bool v2, char *dir,
 			: field_is(m.fstype, m.fstype_len, "cgroup") &&
 				     has_word(m.superopts, m.superopts_len, "memory"))) {
 			char root[4096];
-			size_t rl = unescape_field(m.root, m.root_len, root, sizeof(root));
+			size_t rl;
+			if (!unescape_field(m.root, m.root_len, root, sizeof(root), &rl))
+				goto next; /* longer than any path: not a root of ours */
 			if (rl == 1 && root[0] == '/')
 				rl = 0; /* the hierarchy's root: every path lies under it */
 			/* The cgroup must lie at or under the mounted part of the hierarchy. */
 			if (plen >= rl && memcmp(path, root, rl) == 0 &&
 			    (plen == rl || path[rl] == '/')) {
-				size_t o = unescape_field(m.point, m.point_len, dir, dirlen);
+				size_t o;
 				size_t rest = plen - rl;
 				if (rest == 1 && path[rl] == '/')
 					rest = 0;
-				if (o + rest + 1 > dirlen)
+				if (!unescape_field(m.point, m.point_len, dir, dirlen, &o) ||
+				    o + rest + 1 > dirlen)
 					return -ENAMETOOLONG;
 				memcpy(dir + o, path + rl, rest);
 				dir[o + rest] = '\0';
 				return 0;
 			}
 		}
+next:
 		if (!nl)
 			break;
 		line = nl + 1;
@@ -326,8 +335,10 @@ uint64_t memcg_room(struct memcg *m)
 		uint64_t reclaimable = 0;
 		if (buf_read_at(&m->stat, AT_FDCWD, path) == 0)
 			reclaimable = memcg_parse_reclaimable(m->stat.data, m->v2);
-		uint64_t have = m->limit[i] + reclaimable; /* limits are far below 2^63 */
-		uint64_t need = usage + m->margin;
+		/* Saturating: the limit is below 2^62, but usage and the stat sum are whatever the
+		 * files say, and a wrapped sum would be room where there is none. */
+		uint64_t have = m->limit[i] + MIN(reclaimable, UINT64_MAX - m->limit[i]);
+		uint64_t need = usage + MIN(m->margin, UINT64_MAX - usage);
 		room = MIN(room, have > need ? have - need : 0);
 	}
 	return room;

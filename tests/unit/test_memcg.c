@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define MiB (UINT64_C(1) << 20)
 
@@ -85,6 +86,23 @@ static void test_locate(void)
 	char small[16];
 	CHECK(memcg_locate(hybrid, mounts_v1, small, sizeof(small), &v2) == -ENAMETOOLONG,
 	      "a directory longer than the buffer is refused, not cut");
+	/* The same when the mount point alone is too long and the cgroup is the mount's root. */
+	char tiny[8];
+	CHECK(memcg_locate(root, mounts_v2, tiny, sizeof(tiny), &v2) == -ENAMETOOLONG,
+	      "a mount point longer than the buffer is refused, not cut");
+	CHECK(memcg_locate(root, mounts_v2, tiny, 0, &v2) == -ENAMETOOLONG, "no buffer at all");
+	/* A mounted root longer than the 4096 bytes kept of it cannot be compared whole: a path
+	 * that shares only its first 4095 bytes is not under it. */
+	static char long_root[5200], long_path[4200];
+	int n = snprintf(long_root, sizeof(long_root), "25 21 0:22 /");
+	memset(long_root + n, 'x', 5000);
+	snprintf(long_root + n + 5000, sizeof(long_root) - (size_t)n - 5000,
+		 " /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n");
+	n = snprintf(long_path, sizeof(long_path), "0::/");
+	memset(long_path + n, 'x', 4094);
+	snprintf(long_path + n + 4094, sizeof(long_path) - (size_t)n - 4094, "/app\n");
+	CHECK(memcg_locate(long_path, long_root, dir, sizeof(dir), &v2) == -ENOENT,
+	      "a mounted root longer than a path: not matched on its first 4095 bytes");
 }
 
 static void test_parse(void)
@@ -156,6 +174,10 @@ static void test_room(void)
 	put(child, "memory.usage_in_bytes", "20000000\n");
 	CHECK_U64(memcg_room(&m), 0, "no room near the limit");
 
+	/* Usage near 2^64 (whatever the file says): no room, not a sum that wrapped around. */
+	put(child, "memory.usage_in_bytes", "18446744073709551615\n");
+	CHECK_U64(memcg_room(&m), 0, "huge usage: no room");
+
 	/* Unreadable usage: no room rather than a guess. */
 	put(child, "memory.usage_in_bytes", "garbage\n");
 	CHECK_U64(memcg_room(&m), 0, "unreadable usage: no room");
@@ -183,9 +205,19 @@ static void test_room(void)
 
 	memcg_free(&m);
 	CHECK(m.nlevels == 0 && !m.limited, "freed");
-	char cmd[128];
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", top);
-	CHECK(system(cmd) == 0, "cleanup");
+	/* Cleanup without a shell: the files put() may have written, then the two directories. */
+	static const char *const names[] = { "memory.limit_in_bytes", "memory.usage_in_bytes",
+					     "memory.stat", "memory.max", "memory.high",
+					     "memory.current" };
+	bool clean = true;
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		char path[512];
+		snprintf(path, sizeof(path), "%s/%s", child, names[i]);
+		clean &= unlink(path) == 0 || errno == ENOENT;
+		snprintf(path, sizeof(path), "%s/%s", top, names[i]);
+		clean &= unlink(path) == 0 || errno == ENOENT;
+	}
+	CHECK(clean && rmdir(child) == 0 && rmdir(top) == 0, "cleanup");
 }
 
 /* The daemon's own cgroup on this machine: found without error, whatever the setup. */
