@@ -126,6 +126,21 @@ static int push_pm(struct daemon *d, uint64_t vpage, uint64_t npages, uint32_t s
 	return 0;
 }
 
+/* The first page in [p, end) whose wanted bit is `set`, or end; a word of the bitmap at a time. */
+static uint64_t next_want_bit(const struct lfile *f, uint64_t p, uint64_t end, bool set)
+{
+	while (p < end) {
+		uint64_t w = f->want_bits[p / 64];
+		w = (set ? w : ~w) >> (p % 64);
+		if (w) {
+			uint64_t q = p + (uint64_t)__builtin_ctzll(w);
+			return q < end ? q : end;
+		}
+		p = (p / 64 + 1) * 64;
+	}
+	return end;
+}
+
 /* Queues the pages of a mapping that must be looked up in pagemap; read_pagemaps() reads them.
  * Pages some other process already showed in use need no second look: walking page tables is
  * most of the cost of a `resident` pass, and shared libraries are mapped by many processes. */
@@ -139,24 +154,16 @@ static int queue_pagemap(struct scan_one *c, uint32_t slot, const struct lfile *
 	/* Pages past the file's end (or past the bitmap) cannot be locked: do not read them. */
 	if (pgoff >= f->want_npages)
 		return 0;
-	n = MIN(n, f->want_npages - pgoff);
-	for (uint64_t i = 0; i < n;) {
-		uint64_t p = pgoff + i;
-		if (p % 64 == 0 && n - i >= 64 && f->want_bits[p / 64] == ~0ull) {
-			i += 64;
-			continue;
-		}
-		if (file_want_test(f, p)) {
-			i++;
-			continue;
-		}
-		uint64_t j = i + 1;
-		while (j < n && !file_want_test(f, pgoff + j))
-			j++;
-		int r = push_pm(d, vpage + i, j - i, slot, pgoff + i);
+	uint64_t end = pgoff + MIN(n, f->want_npages - pgoff);
+	for (uint64_t p = pgoff; p < end;) {
+		uint64_t a = next_want_bit(f, p, end, false); /* a run of pages not wanted yet */
+		if (a >= end)
+			break;
+		uint64_t b = next_want_bit(f, a, end, true);
+		int r = push_pm(d, vpage + (a - pgoff), b - a, slot, a);
 		if (r < 0)
 			return r;
-		i = j;
+		p = b;
 	}
 	return 0;
 }
@@ -200,6 +207,7 @@ static int read_pagemaps(struct scan_one *c)
 	for (uint32_t i = 0; i < d->npm; i++) {
 		const struct pm_req *q = &d->pm[i];
 		struct lfile *f = file_at(&d->files, q->slot);
+		uint64_t run = 0; /* present pages just before v, not yet marked */
 		for (uint64_t v = q->vpage; v < q->vpage + q->npages; v++) {
 			if (v < win_start || v >= win_end) {
 				/* Extend the window over following mappings that are close. */
@@ -213,15 +221,27 @@ static int read_pagemaps(struct scan_one *c)
 				}
 				end = MIN(end, v + PAGEMAP_BATCH);
 				ssize_t r = pread(fd, d->pagemap_buf, (end - v) * 8, (off_t)(v * 8));
-				if (r <= 0)
-					return r < 0 ? -errno : 0;
+				if (r <= 0) {
+					int e = r < 0 ? -errno : 0;
+					if (run) /* what was seen before the process went */
+						file_want_set_range(f, q->pgoff + (v - q->vpage) - run,
+								    run);
+					return e;
+				}
 				win_start = v;
 				win_end = v + (uint64_t)r / 8;
 			}
 			uint64_t pm = d->pagemap_buf[v - win_start];
-			if ((pm & PM_PRESENT) && (pm & PM_FILE))
-				file_want_set_range(f, q->pgoff + (v - q->vpage), 1);
+			if ((pm & PM_PRESENT) && (pm & PM_FILE)) {
+				run++;
+				continue;
+			}
+			if (run)
+				file_want_set_range(f, q->pgoff + (v - q->vpage) - run, run);
+			run = 0;
 		}
+		if (run)
+			file_want_set_range(f, q->pgoff + q->npages - run, run);
 	}
 	return 0;
 }
