@@ -275,12 +275,8 @@ int file_lock_range(struct daemon *d, struct lfile *f, uint64_t off, uint64_t le
 	/* The budget is a hard limit, checked here where bytes are locked, not only in planning. */
 	if (d->locked_bytes + len > d->budget_bytes)
 		return -EDQUOT;
-	if (!d->memcg.limited) {
-		int r = lock_range_now(d, f, off, len);
-		if (r == 0)
-			watch_add(d, f);
-		return r;
-	}
+	if (!d->memcg.limited)
+		return lock_range_now(d, f, off, len);
 	while (len) {
 		uint64_t n = MIN(len, MEMCG_CHUNK);
 		uint64_t room = d->memcg.full ? 0 : memcg_room(&d->memcg);
@@ -293,7 +289,6 @@ int file_lock_range(struct daemon *d, struct lfile *f, uint64_t off, uint64_t le
 		int r = lock_range_now(d, f, off, n);
 		if (r < 0)
 			return r;
-		watch_add(d, f);
 		off += n;
 		len -= n;
 	}
@@ -560,6 +555,10 @@ static bool file_candidate(struct daemon *d, uint32_t slot, struct candidate *c)
 		if (f->changed || ((d->full_pass || f->wd <= 0) && f->checked_pass != d->pass))
 			(void)file_refresh(d, f, &gone);
 		f->changed = false;
+		/* Watches are set up from the second pass on: the first one is for getting to
+		 * READY=1, and until then every file is looked at each pass anyway. */
+		if (f->npieces && f->wd <= 0 && d->ready_sent && !gone)
+			watch_add(d, f);
 	}
 	else if (f->eligible && f->opened_once && f->nprocs && (f->size == 0 || d->full_pass))
 		/* Not held open: an empty file may have been written since (cp truncates and rewrites

@@ -11,7 +11,8 @@ daemon's smaps (VmFlags lo, Size, Rss):
 (d) grown by appending, what = whole: the next pass locks the new size.
 
 Those passes are quick ones (a full pass looks at every file anyway): what tells the daemon is
-an inotify watch on each locked inode, checked here in the fdinfo of its inotify descriptor."""
+an inotify watch on each locked inode (set up from the second pass on), checked here in the
+fdinfo of its inotify descriptor."""
 import os
 import shutil
 
@@ -58,9 +59,11 @@ try:
     ok(dm.wait_ready(), "READY=1", dm.log())
     for p, size in ((a, 2 * MiB), (b, 3 * MiB), (c, 4 * MiB), (g, 2 * MiB)):
         eq(locked_by_inode(dm.pid, st[p]), (size, size), f"{os.path.basename(p)} locked at start")
+    # The first pass only locks; the watches come with the second.
+    ok(dm.rescan(), "a second pass")
     watched = inotify_watches(dm.pid)
     ok(all((st[p].st_dev, st[p].st_ino) in watched for p in (a, b, c, g)),
-       f"each locked inode has an inotify watch ({len(watched)} watches)")
+       f"after it, each locked inode has an inotify watch ({len(watched)} watches)")
 
     # (a) replaced by rename while mapped.
     tmp = make_file(a + ".new", 1 * MiB, seed=9)
