@@ -80,11 +80,12 @@ static char *put_u64(char *p, uint64_t v)
 	return p;
 }
 
+/* Copies s without its NUL at p; returns the end. The line is handed on with its length. */
 static char *put_str(char *p, const char *s)
 {
-	size_t n = strlen(s);
-	memcpy(p, s, n);
-	return p + n;
+	while (*s)
+		*p++ = *s++;
+	return p;
 }
 
 static void out_json_string(struct out *o, const char *s)

@@ -85,10 +85,11 @@ void watch_drain(struct daemon *d)
 			break; /* EAGAIN: no more */
 		for (char *p = buf; p < buf + n;) {
 			const struct inotify_event *e = (const struct inotify_event *)(void *)p;
-			if (e->mask & IN_Q_OVERFLOW)
+			/* Events lost (the queue overflowed), or no memory to keep them: look at
+			 * every file. */
+			if ((e->mask & IN_Q_OVERFLOW) ||
+			    GROW_ARRAY(d->wd_events, d->nwd_events, d->cap_wd_events, 64) < 0)
 				overflow = true;
-			else if (GROW_ARRAY(d->wd_events, d->nwd_events, d->cap_wd_events, 64) < 0)
-				overflow = true; /* cannot keep them all: look at everything */
 			else
 				d->wd_events[d->nwd_events++] = e->wd;
 			p += sizeof(*e) + e->len;
