@@ -18,42 +18,42 @@ set label 1 'cgroup limit' at graph 0.01, second 50 textcolor rgb '#999999' font
 unset arrow
 set arrow from -1,50 to 6.0,50 nohead dt 2 lc rgb '#888888'
 set arrow from graph 0, second 48 to graph 1, second 48 nohead dt 3 lc rgb '#bbbbbb'
-set title "unpressured (no hog): p99 1.2 ms, max 2.0 ms, 0 major faults, 0 MiB locked"
+set title "unpressured (no hog): p99 1.8 ms, max 3.5 ms, 0 major faults, 0 MiB locked"
 plot 'latency-baseline.dat' using 1:2 with linespoints pt 7 ps 0.4 lw 1 lc rgb '#1f5fa8'
 unset arrow
-set arrow from 2.32,0.1 to 2.32,1000 nohead lc rgb 'red' lw 2
+set arrow from 2.34,0.1 to 2.34,1000 nohead lc rgb 'red' lw 2
 set arrow from -1,50 to 6.0,50 nohead dt 2 lc rgb '#888888'
 set arrow from graph 0, second 48 to graph 1, second 48 nohead dt 3 lc rgb '#bbbbbb'
-set title "no locker: p99 82.7 ms, max 278.1 ms, 90 major faults, 0 MiB locked"
+set title "no locker: p99 71.8 ms, max 354.8 ms, 192 major faults, 0 MiB locked"
 plot 'hog-none.dat' using 1:2 axes x1y2 with steps lw 2 lc rgb '#bbbbbb', 'latency-none.dat' using 1:2 with linespoints pt 7 ps 0.4 lw 1 lc rgb '#1f5fa8'
 unset arrow
-set arrow from 0.61,0.1 to 0.61,1000 nohead lc rgb 'red' lw 2
+set arrow from 0.72,0.1 to 0.72,1000 nohead lc rgb 'red' lw 2
 set arrow from -1,50 to 6.0,50 nohead dt 2 lc rgb '#888888'
 set arrow from graph 0, second 48 to graph 1, second 48 nohead dt 3 lc rgb '#bbbbbb'
-set title "vmtouch -l: p99 1.4 ms, max 1.6 ms, 0 major faults, 64 MiB locked"
+set title "vmtouch -l: p99 1.6 ms, max 1.7 ms, 0 major faults, 64 MiB locked"
 plot 'hog-vmtouch.dat' using 1:2 axes x1y2 with steps lw 2 lc rgb '#bbbbbb', 'latency-vmtouch.dat' using 1:2 with linespoints pt 7 ps 0.4 lw 1 lc rgb '#1f5fa8'
 unset arrow
-set arrow from 0.71,0.1 to 0.71,1000 nohead lc rgb 'red' lw 2
+set arrow from 0.72,0.1 to 0.72,1000 nohead lc rgb 'red' lw 2
 set arrow from -1,50 to 6.0,50 nohead dt 2 lc rgb '#888888'
 set arrow from graph 0, second 48 to graph 1, second 48 nohead dt 3 lc rgb '#bbbbbb'
-set title "memlockd: p99 1.1 ms, max 1.2 ms, 0 major faults, 67 MiB locked"
+set title "memlockd: p99 1.6 ms, max 1.7 ms, 0 major faults, 67 MiB locked"
 plot 'hog-memlockd.dat' using 1:2 axes x1y2 with steps lw 2 lc rgb '#bbbbbb', 'latency-memlockd.dat' using 1:2 with linespoints pt 7 ps 0.4 lw 1 lc rgb '#1f5fa8'
 unset arrow
-set arrow from 0.81,0.1 to 0.81,1000 nohead lc rgb 'red' lw 2
+set arrow from 0.72,0.1 to 0.72,1000 nohead lc rgb 'red' lw 2
 set arrow from -1,50 to 6.0,50 nohead dt 2 lc rgb '#888888'
 set arrow from graph 0, second 48 to graph 1, second 48 nohead dt 3 lc rgb '#bbbbbb'
-set title "prelockd whole: p99 1.2 ms, max 8.6 ms, 0 major faults, 67 MiB locked"
+set title "prelockd whole: p99 1.6 ms, max 1.7 ms, 0 major faults, 67 MiB locked"
 plot 'hog-prelockd-whole.dat' using 1:2 axes x1y2 with steps lw 2 lc rgb '#bbbbbb', 'latency-prelockd-whole.dat' using 1:2 with linespoints pt 7 ps 0.4 lw 1 lc rgb '#1f5fa8'
 unset arrow
-set arrow from 0.71,0.1 to 0.71,1000 nohead lc rgb 'red' lw 2
+set arrow from 0.73,0.1 to 0.73,1000 nohead lc rgb 'red' lw 2
 set arrow from -1,50 to 6.0,50 nohead dt 2 lc rgb '#888888'
 set arrow from graph 0, second 48 to graph 1, second 48 nohead dt 3 lc rgb '#bbbbbb'
-set title "prelockd mapped: p99 1.1 ms, max 1.4 ms, 0 major faults, 68 MiB locked"
+set title "prelockd mapped: p99 1.7 ms, max 1.8 ms, 0 major faults, 67 MiB locked"
 plot 'hog-prelockd-mapped.dat' using 1:2 axes x1y2 with steps lw 2 lc rgb '#bbbbbb', 'latency-prelockd-mapped.dat' using 1:2 with linespoints pt 7 ps 0.4 lw 1 lc rgb '#1f5fa8'
 unset arrow
-set arrow from 1.51,0.1 to 1.51,1000 nohead lc rgb 'red' lw 2
+set arrow from 1.52,0.1 to 1.52,1000 nohead lc rgb 'red' lw 2
 set arrow from -1,50 to 6.0,50 nohead dt 2 lc rgb '#888888'
 set arrow from graph 0, second 48 to graph 1, second 48 nohead dt 3 lc rgb '#bbbbbb'
-set title "prelockd resident (default): p99 1.1 ms, max 5.1 ms, 0 major faults, 20 MiB locked"
+set title "prelockd resident (default): p99 1.7 ms, max 1.8 ms, 0 major faults, 19 MiB locked"
 plot 'hog-prelockd-resident.dat' using 1:2 axes x1y2 with steps lw 2 lc rgb '#bbbbbb', 'latency-prelockd-resident.dat' using 1:2 with linespoints pt 7 ps 0.4 lw 1 lc rgb '#1f5fa8'
 unset multiplot
