@@ -18,6 +18,10 @@ PRELOCKD = os.environ.get("PRELOCKD", os.path.join(ROOT, "prelockd"))
 MAPPER = os.path.join(BUILD, "helpers", "mapper")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 MiB = 1 << 20
+# make check-asan / check-valgrind set PRELOCKD_SANITIZER: the daemon then takes several times the
+# time (and memory) of a plain build, and tests scale their time limits by SLOW.
+SANITIZER = os.environ.get("PRELOCKD_SANITIZER", "")
+SLOW = {"": 1, "asan": 3, "valgrind": 30}.get(SANITIZER, 3)
 
 _count = 0
 _failed = 0
@@ -176,6 +180,7 @@ class Notify:
         self.sock.bind(self.path)
         self.messages = []
         self.cond = threading.Condition()
+        self.proc = None  # the daemon (a Popen), set by Daemon: wait_for() stops when it exits
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
 
@@ -192,17 +197,21 @@ class Notify:
                 self.cond.notify_all()
 
     def wait_for(self, pred, timeout=30, start=0):
-        """Waits for a message at index >= start satisfying pred; returns its index or None."""
+        """Waits for a message at index >= start satisfying pred; returns its index or None.
+        Once the daemon has exited, waits only a moment more for what it sent last: under
+        valgrind the time limits are long, and a dead daemon must not hold the suite that long."""
         deadline = time.monotonic() + timeout
         with self.cond:
             while True:
                 for i in range(start, len(self.messages)):
                     if pred(self.messages[i]):
                         return i
+                if self.proc is not None and self.proc.poll() is not None:
+                    deadline = min(deadline, time.monotonic() + 1)
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return None
-                self.cond.wait(left)
+                self.cond.wait(left if self.proc is None else min(left, 0.2))
 
     def count(self):
         with self.cond:
@@ -239,6 +248,7 @@ class Daemon:
         self.proc = subprocess.Popen(list(prefix) + [binary or PRELOCKD, "-c", self.conf] + list(extra_args),
                                      env=e, stdout=self.stderr, stderr=self.stderr)
         self.pid = self.proc.pid
+        self.notify.proc = self.proc
 
     def write_config(self, config):
         """Writes config, adding state_file and status_file in the test directory to [daemon]
