@@ -163,8 +163,6 @@ sanitize check-asan: $(ASAN_BUILD)/mlock-shim.o
 #   descriptors; test_hostile_procs measures the heap with memcheck's leak search (vgdb) where
 #   make check watches RssAnon, which under valgrind holds memcheck's queue of freed blocks;
 #   test_limits (b) skips vm.max_map_count, at which valgrind itself runs out of memory.
-# - The unit tests run with --run-libc-freeres=no: glibc's freeres at the _exit() of a forked
-#   child would flush the child's copy of stdout, and test_maps's TAP lines would come out twice.
 VALGRIND ?= valgrind
 VALGRIND_BUILD ?= build-valgrind
 VALGRIND_TESTS ?=
@@ -187,7 +185,7 @@ valgrind-run: $(BIN) $(BUILD)/prelockd-debug $(UNIT_BINS) $(HELPER_BINS)
 		PRELOCKD=$(CURDIR)/$(BUILD)/vg-prelockd-debug PRELOCKD_RELEASE=$(CURDIR)/$(BUILD)/vg-prelockd \
 		BUILD=$(CURDIR)/$(BUILD) ONLY="$(VALGRIND_TESTS)" \
 		UNIT_WRAPPER="$(CURDIR)/$(BUILD)/helpers/noquery $(VALGRIND) $(VALGRIND_OPTS) \
-			--run-libc-freeres=no --log-file=$(CURDIR)/$(BUILD)/logs/unit.%p.log" \
+			--log-file=$(CURDIR)/$(BUILD)/logs/unit.%p.log" \
 		tests/run-tests $(UNIT_BINS)
 	@bad=$$(find $(BUILD)/logs -name '*.log' -size +0); \
 	if [ -n "$$bad" ]; then echo "valgrind reported errors:"; for f in $$bad; do \

@@ -1151,7 +1151,9 @@ static void test_query_errors(void)
 	if (fd >= 0)
 		close(fd);
 
-	/* A process that exits while we hold its maps fd. */
+	/* A process that exits while we hold its maps fd. (Nothing buffered may be inherited: the
+	 * child's exit could print it again.) */
+	fflush(stdout);
 	if (pipe2(pipefd, O_CLOEXEC) < 0 || (pid = fork()) < 0) {
 		CHECK(false, "pipe/fork: %s", strerror(errno));
 		return;
