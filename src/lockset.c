@@ -715,8 +715,6 @@ void lock_release_all(struct daemon *d)
 			file_unlock_all(d, &d->files.slots[s]);
 }
 
-/* Debug builds: ask the kernel what this process holds locked in our ranges (smaps VmFlags "lo",
- * Rss), and compare with our count. smaps' Locked: is PSS-weighted, so it is not used. */
 /* VmLck of the daemon in kB, read into the stack: a heap allocation here could grow a locked
  * mapping and change the very number being read. -1 when unreadable. */
 static long long read_vmlck_kb(void)
@@ -773,6 +771,8 @@ static int smaps_locked(struct daemon *d, unsigned long long *all_locked,
 	return 0;
 }
 
+/* Debug builds: ask the kernel what this process holds locked in our ranges (smaps VmFlags "lo",
+ * Rss), and compare with our count. smaps' Locked: is PSS-weighted, so it is not used. */
 int lock_verify_accounting(struct daemon *d)
 {
 	unsigned long long all_locked = 0, kernel_bytes = 0, kernel_rss = 0;
