@@ -56,6 +56,16 @@ def workdir(prefix="prelockd-test-"):
     return d
 
 
+def cleanup(d, daemon=None, mappers=()):
+    """The end of a test, whatever happened: the daemon stopped, the helpers that map files
+    stopped, the work directory removed."""
+    if daemon:
+        daemon.stop()
+    for m in mappers:
+        m.stop()
+    shutil.rmtree(d, ignore_errors=True)
+
+
 def make_file(path, size, seed=1):
     """A file of `size` bytes with no holes (every block written)."""
     block = bytes((i * 131 + seed) & 0xFF for i in range(65536))

@@ -15,10 +15,9 @@ an inotify watch on each locked inode (set up from the second pass on), checked 
 fdinfo of its inotify descriptor."""
 import os
 import re
-import shutil
 
-from lib import (SANITIZER, MiB, Daemon, Mapper, done, eq, locked_by_inode, locked_mappings,
-                 make_file, ok, workdir)
+from lib import (Daemon, Mapper, MiB, SANITIZER, cleanup, done, eq, locked_by_inode,
+                 locked_mappings, make_file, ok, workdir)
 
 d = workdir()
 mappers = []
@@ -165,9 +164,5 @@ try:
     ok("accounting mismatch" not in log and "budget exceeded" not in log,
        "the debug build's accounting checks held", log)
 finally:
-    if dm:
-        dm.stop()
-    for m in mappers:
-        m.stop()
-    shutil.rmtree(d, ignore_errors=True)
+    cleanup(d, dm, mappers)
 done()

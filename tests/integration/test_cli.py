@@ -6,10 +6,9 @@ what the kernel says the daemon holds)."""
 import json
 import os
 import re
-import shutil
 import subprocess
 
-from lib import (PRELOCKD, MiB, Daemon, Mapper, done, eq, make_file, ok, run, smaps_locked,
+from lib import (Daemon, Mapper, MiB, PRELOCKD, cleanup, done, eq, make_file, ok, run, smaps_locked,
                  workdir)
 
 RELEASE = os.environ.get("PRELOCKD_RELEASE", PRELOCKD)
@@ -213,9 +212,5 @@ try:
     r = cli(["-c", good, "-r"])
     eq(r.returncode, 0, "-r with no state file exits 0 too")
 finally:
-    if dm:
-        dm.stop()
-    for m in mappers:
-        m.stop()
-    shutil.rmtree(d, ignore_errors=True)
+    cleanup(d, dm, mappers)
 done()

@@ -15,12 +15,11 @@ its --dry-run plan, status file and state file:
 (A file not readable by the daemon's user is in test_privilege.py.)"""
 import json
 import os
-import shutil
 import subprocess
 
 from hostile import Helper, helper
-from lib import (MiB, PAGE, Daemon, Mapper, done, eq, locked_by_inode, locked_mappings, make_file,
-                 ok, run, workdir)
+from lib import (Daemon, Mapper, MiB, PAGE, cleanup, done, eq, locked_by_inode, locked_mappings,
+                 make_file, ok, run, workdir)
 
 TiB = 1 << 40
 d = workdir()
@@ -162,9 +161,5 @@ try:
     ok(dm.alive(), "grow: the daemon is alive")
     eq(dm.stop(), 0, "grow: SIGTERM exits 0")
 finally:
-    if dm:
-        dm.stop()
-    for m in mappers:
-        m.stop()
-    shutil.rmtree(d, ignore_errors=True)
+    cleanup(d, dm, mappers)
 done()

@@ -10,7 +10,6 @@ The test runs in a private mount namespace of its own.
 (Was a bug in `mapped` and `resident`: a file's page bitmap was only sized when it was first
 seen and opened, so such files kept an empty want and were never locked.)"""
 import os
-import shutil
 import subprocess
 import sys
 
@@ -19,7 +18,7 @@ if os.environ.get("PRELOCKD_IN_NS") != "1":
     os.execvpe("unshare", ["unshare", "--mount", "--propagation", "private", sys.executable,
                            os.path.abspath(__file__)], dict(os.environ, PRELOCKD_IN_NS="1"))
 
-from lib import MiB, Daemon, Mapper, done, eq, locked_by_inode, make_file, ok, workdir
+from lib import (Daemon, Mapper, MiB, cleanup, done, eq, locked_by_inode, make_file, ok, workdir)
 
 d = workdir()
 mappers = []
@@ -56,9 +55,5 @@ try:
             m.stop()
         mappers.clear()
 finally:
-    if dm:
-        dm.stop()
-    for m in mappers:
-        m.stop()
-    shutil.rmtree(d, ignore_errors=True)
+    cleanup(d, dm, mappers)
 done()

@@ -11,12 +11,11 @@ daemon's smaps:
 - SIGTERM sends STOPPING=1 and exits 0."""
 import os
 import re
-import shutil
 import signal
 import threading
 import time
 
-from lib import MiB, Daemon, Mapper, done, eq, locked_mappings, make_file, ok, workdir
+from lib import (Daemon, Mapper, MiB, cleanup, done, eq, locked_mappings, make_file, ok, workdir)
 
 d = workdir()
 mappers = []
@@ -119,9 +118,5 @@ try:
     ok(dm.notify.wait_for(lambda m: m == "STOPPING=1", 30, n) is not None, "SIGTERM: STOPPING=1")
     eq(dm.stop(), 0, "SIGTERM exits 0")
 finally:
-    if dm:
-        dm.stop()
-    for m in mappers:
-        m.stop()
-    shutil.rmtree(d, ignore_errors=True)
+    cleanup(d, dm, mappers)
 done()
