@@ -6,29 +6,23 @@
  *   churn RATE SECONDS FILE...
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "mapfile.h"
+
 static void child(const char *path, unsigned seed)
 {
-	struct stat st;
 	volatile unsigned char sink = 0;
-	int fd = open(path, O_RDONLY);
-	if (fd < 0 || fstat(fd, &st) < 0 || st.st_size == 0)
+	size_t size;
+	unsigned char *p = map_exec_file(path, &size);
+	if (!p)
 		_exit(1);
-	unsigned char *p =
-		mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_EXEC, MAP_PRIVATE, fd, 0);
-	if (p == MAP_FAILED)
-		_exit(1);
-	size_t page = (size_t)sysconf(_SC_PAGESIZE),
-	       npages = ((size_t)st.st_size + page - 1) / page;
+	size_t page = (size_t)sysconf(_SC_PAGESIZE), npages = (size + page - 1) / page;
 	sink = (unsigned char)(sink + p[(seed % npages) * page]);
 	struct timespec ts = { 0, (long)(1 + seed % 30) * 1000000L };
 	nanosleep(&ts, NULL);

@@ -5,19 +5,17 @@
  *   forker N FILE
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/prctl.h>
-#include <sys/stat.h>
 #include <unistd.h>
+
+#include "mapfile.h"
 
 int main(int argc, char **argv)
 {
-	struct stat st;
 	volatile unsigned char sink = 0;
 
 	if (argc != 3) {
@@ -25,21 +23,13 @@ int main(int argc, char **argv)
 		return 64;
 	}
 	long n = strtol(argv[1], NULL, 10);
-	int fd = open(argv[2], O_RDONLY);
-	if (n < 0 || fd < 0 || fstat(fd, &st) < 0 || st.st_size == 0) {
+	size_t size;
+	unsigned char *p = n < 0 ? NULL : map_exec_file(argv[2], &size);
+	if (!p) {
 		perror(argv[2]);
 		return 1;
 	}
-	unsigned char *p =
-		mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_EXEC, MAP_PRIVATE, fd, 0);
-	if (p == MAP_FAILED) {
-		perror("mmap");
-		return 1;
-	}
-	close(fd);
-	size_t page = (size_t)sysconf(_SC_PAGESIZE);
-	for (size_t off = 0; off < (size_t)st.st_size; off += page)
-		sink = (unsigned char)(sink + p[off]);
+	sink = (unsigned char)(sink + touch_pages(p, size));
 	pid_t parent = getpid();
 	long made = 0;
 	for (; made < n; made++) {

@@ -3,13 +3,12 @@
  *
  *   mapmany [-n] FILE...
  */
-#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
 #include <unistd.h>
+
+#include "mapfile.h"
 
 int main(int argc, char **argv)
 {
@@ -20,23 +19,15 @@ int main(int argc, char **argv)
 		touch = 0;
 		first = 2;
 	}
-	size_t page = (size_t)sysconf(_SC_PAGESIZE);
 	for (int i = first; i < argc; i++) {
-		struct stat st;
-		int fd = open(argv[i], O_RDONLY);
-		if (fd < 0 || fstat(fd, &st) < 0 || st.st_size == 0) {
+		size_t size;
+		unsigned char *p = map_exec_file(argv[i], &size);
+		if (!p) {
 			perror(argv[i]);
 			return 1;
 		}
-		unsigned char *p =
-			mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_EXEC, MAP_PRIVATE, fd, 0);
-		if (p == MAP_FAILED) {
-			perror("mmap");
-			return 1;
-		}
-		close(fd);
-		for (size_t off = 0; touch && off < (size_t)st.st_size; off += page)
-			sink = (unsigned char)(sink + p[off]);
+		if (touch)
+			sink = (unsigned char)(sink + touch_pages(p, size));
 		made++;
 	}
 	printf("ready %d\n", made);
