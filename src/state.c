@@ -4,6 +4,7 @@
  *   prelockd-state 1
  *   F <dev> <inode> <size> <mtime_nsec> <path, %XX-escaped>
  *   R <offset> <length>          (ranges of the F above, bytes, page-aligned)
+ *   end <number of F lines>      (last: a file cut short at a line's end is refused too)
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -31,6 +32,7 @@ int state_save(struct daemon *d)
 	if (!out)
 		return -errno;
 	ok = fputs(STATE_MAGIC, out) >= 0;
+	unsigned nfiles = 0;
 	for (uint32_t s = 0; ok && s < d->files.nslots; s++) {
 		struct lfile *f = &d->files.slots[s];
 		struct stat st;
@@ -45,10 +47,12 @@ int state_save(struct daemon *d)
 				    (uint64_t)st.st_mtim.tv_sec * 1000000000u + (uint64_t)st.st_mtim.tv_nsec,
 				    esc) >= 0;
 		free(esc);
+		nfiles++;
 		for (uint32_t i = 0; ok && i < f->npieces; i++)
 			ok = fprintf(out, "R %" PRIu64 " %" PRIu64 "\n", f->pieces[i].off,
 				     f->pieces[i].len) >= 0;
 	}
+	ok = ok && fprintf(out, "end %u\n", nfiles) >= 0;
 	int r = atomic_fclose(out, tmp, d->cfg.state_file, true, ok);
 	return ok ? r : -EIO;
 }
@@ -90,6 +94,7 @@ int state_parse(char *text, size_t page, struct saved_file **out, uint32_t *nout
 	uint32_t n = 0;
 	int line = 1;
 	char *save = NULL;
+	bool ended = false;
 
 	*out = NULL;
 	*nout = 0;
@@ -99,9 +104,20 @@ int state_parse(char *text, size_t page, struct saved_file **out, uint32_t *nout
 	     l = strtok_r(NULL, "\n", &save)) {
 		line++;
 		struct saved_file f = { 0 };
-		uint64_t off, len;
+		uint64_t off, len, count;
 		const char *q = l + 2;
-		if (l[0] == 'F' && l[1] == ' ' && take_u64(&q, &f.dev, ' ') && take_u64(&q, &f.ino, ' ') &&
+		if (ended) {
+			saved_free(v, n);
+			return line; /* nothing may follow the end line */
+		}
+		if (strncmp(l, "end ", 4) == 0) {
+			q = l + 4;
+			if (!take_u64(&q, &count, '\0') || count != n) {
+				saved_free(v, n);
+				return line;
+			}
+			ended = true;
+		} else if (l[0] == 'F' && l[1] == ' ' && take_u64(&q, &f.dev, ' ') && take_u64(&q, &f.ino, ' ') &&
 		    take_u64(&q, &f.size, ' ') && take_u64(&q, &f.mtime_ns, ' ') && *q == '/') {
 			f.path = strdup(q);
 			struct saved_file *nv = realloc(v, (n + 1) * sizeof(*nv));
@@ -129,6 +145,10 @@ int state_parse(char *text, size_t page, struct saved_file **out, uint32_t *nout
 			saved_free(v, n);
 			return line;
 		}
+	}
+	if (!ended) {
+		saved_free(v, n);
+		return line + 1; /* cut short: the end line is missing */
 	}
 	*out = v;
 	*nout = n;

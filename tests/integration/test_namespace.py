@@ -107,7 +107,7 @@ try:
     ok(stat.S_ISREG(os.stat(covered).st_mode), "the host still sees the regular file")
 
     with open(os.path.join(d, "state"), "w") as f:
-        f.write(f"prelockd-state 1\nF 0 0 4096 0 {fifo_state}\nR 0 4096\n")
+        f.write(f"prelockd-state 1\nF 0 0 4096 0 {fifo_state}\nR 0 4096\nend 1\n")
 
     conf = (f"interval = 0\n[lock]\ninclude = ^{d}/\n    ^/dev/\n    ^/memfd:\n"
             f"what = resident\nkeep = 0\nalways = {fifo_always}\n")

@@ -9,8 +9,9 @@ desktop starts), then scan"), checked in the daemon's smaps:
   READY=1. Observed: a restored file counts as last seen before the first pass, so with keep = 1
   it is still locked after the first pass and unlocked by the second.
 - a state entry whose file was replaced (other inode, other size) is not restored;
-- a corrupt state file (garbage with NUL bytes), a foreign one (/etc/passwd) and one with the
-  right header but a bad line are each ignored with a warning; the daemon runs normally and
+- a corrupt state file (garbage with NUL bytes), a foreign one (/etc/passwd), one with the
+  right header but a bad line, and a saved one cut short at a line's end (its end line gone) are
+  each ignored with a warning; the daemon runs normally and
   saves a valid state at exit;
 - while running, the state is written when the locked set changed, at most once a minute (each
   write is an fsync): the first pass's set at once, a change a moment later only at exit."""
@@ -124,7 +125,9 @@ try:
     bad_states = (("garbage", bytes(range(256)) * 8 + b"\0\0\xff"),
                   ("/etc/passwd", passwd),
                   ("a bad line", b"prelockd-state 1\nF 1 2 3 4 " + path.encode() +
-                   b"\nR 0 4096\nthis is not a state line\n"))
+                   b"\nR 0 4096\nthis is not a state line\n"),
+                  # A saved state cut at a line's end: every line good, the end line gone.
+                  ("cut short", good_state[:good_state.rindex("end ")].encode()))
     m = Mapper(path)
     for label, content in bad_states:
         with open(os.path.join(d, "state"), "wb") as f:

@@ -134,7 +134,8 @@ static void test_state_valid(void)
 			    "F 2049 131 8192 1700000000000000000 /usr/lib/libc.so.6\n"
 			    "R 0 4096\nR 8192 4096\n"
 			    "F 1 2 3 4 /var/tmp/a%20b%0Ac%25.so\n"
-			    "R 4096 16384\n",
+			    "R 4096 16384\n"
+			    "end 2\n",
 			    &v, &n);
 	CHECK_U64(r, 0, "a valid state parses");
 	CHECK_U64(n, 2, "two files");
@@ -151,8 +152,12 @@ static void test_state_valid(void)
 	}
 	if (r == 0)
 		saved_free(v, n);
-	r = parse_state("prelockd-state 1\n", &v, &n);
+	r = parse_state("prelockd-state 1\nend 0\n", &v, &n);
 	CHECK(r == 0 && n == 0, "a state with no file parses (r %d, n %u)", r, n);
+	r = parse_state("prelockd-state 1\nF 1 2 3 4 /x\nR 0 4096\nend 1", &v, &n);
+	CHECK(r == 0 && n == 1, "the last newline is optional (r %d, n %u)", r, n);
+	if (r == 0)
+		saved_free(v, n);
 }
 
 static void test_state_refused(void)
@@ -181,6 +186,14 @@ static void test_state_refused(void)
 		{ "prelockd-state 1\nF 1 2 3 4 /x\nR 0 -4096\n", "a negative length", 3 },
 		{ "prelockd-state 1\nF -1 2 3 4 /x\n", "a negative device", 2 },
 		{ "prelockd-state 1\nF 1 2 3 4 /x\nR +0 4096\n", "a '+' sign", 3 },
+		/* Cut short (a damaged disk, a copy that stopped): at a line's end or inside one. */
+		{ "prelockd-state 1\nF 1 2 3 4 /x\nR 0 4096\n", "a file cut at a line's end", 4 },
+		{ "prelockd-state 1\nF 1 2 3 4 /x\nR 0 40", "a file cut inside a line", 3 },
+		{ "prelockd-state 1\n", "a file of the header alone", 2 },
+		{ "prelockd-state 1\nF 1 2 3 4 /x\nR 0 4096\nend 2\n", "an end line that counts "
+		  "other files", 4 },
+		{ "prelockd-state 1\nend 0\nF 1 2 3 4 /x\nend 1\n", "a line after the end line", 3 },
+		{ "prelockd-state 1\nend x\n", "a bad end line", 2 },
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		struct saved_file *v = (struct saved_file *)1;
