@@ -9,7 +9,6 @@ want 6 or more reps. Not part of `make bench`.
 """
 import argparse
 import os
-import re
 import statistics
 import sys
 
@@ -30,7 +29,7 @@ def main():
     ns = B.PidNamespace()
     try:
         pop = C.Population(ns)
-        lib_re = "^" + re.sub(r"([.\[\]()*+?{}|^$\\])", r"\\\1", C.lib_dir()) + "/"
+        lib_re = C.lib_regex()
         for rep in range(a.reps):
             for b in bins[rep % len(bins):] + bins[:rep % len(bins)]:
                 B.PRELOCKD = b

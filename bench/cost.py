@@ -34,6 +34,11 @@ def lib_dir():
     return os.path.join(B.DATA, "libs")
 
 
+def lib_regex():
+    """The `include` rule that selects exactly the generated libraries."""
+    return "^" + re.sub(r"([.\[\]()*+?{}|^$\\])", r"\\\1", lib_dir()) + "/"
+
+
 def lib_plan():
     """(index, text bytes, rodata bytes, data bytes, bss bytes) of each library, deterministic."""
     rng = random.Random(P["seed"])
@@ -253,7 +258,7 @@ def run_all(workdir):
               f"in its PID namespace: {procs} processes, {maps} mappings ({exe} executable file "
               f"mappings)")
         res["readmaps_before"] = readmaps(P["readmaps_reps"], ns)
-        lib_re = "^" + re.sub(r"([.\[\]()*+?{}|^$\\])", r"\\\1", lib_dir()) + "/"
+        lib_re = lib_regex()
         res["include"] = lib_re
         runs = []
         for rep in range(1, P["reps"] + 1):

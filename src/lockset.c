@@ -100,6 +100,17 @@ static int open_checked(const char *path, const struct lfile *f, struct stat *st
 	return fd;
 }
 
+/* Sizes the page bitmap (`mapped`, `resident`) to the file; a bitmap that grew has pages the
+ * process caches may show, so `mapped` fills its page sets again. */
+static void want_fit_size(struct daemon *d, struct lfile *f)
+{
+	uint32_t had = f->want_npages;
+	(void)file_want_reserve(f, MIN(round_up(f->size, d->page) / d->page,
+				       (uint64_t)MAX_WANT_PAGES));
+	if (f->want_npages != had)
+		d->want_rebuild = true;
+}
+
 int file_open_verified(struct daemon *d, struct lfile *f)
 {
 	char buf[4200];
@@ -148,10 +159,7 @@ int file_open_verified(struct daemon *d, struct lfile *f)
 	    f->reason == REASON_REPLACED || f->reason == REASON_NOT_REGULAR)
 		f->reason = REASON_NONE;
 	/* Whichever open first succeeds sizes the page bitmap (`mapped`, `resident`). */
-	uint32_t had = f->want_npages;
-	(void)file_want_reserve(f, MIN(round_up(f->size, d->page) / d->page, (uint64_t)MAX_WANT_PAGES));
-	if (f->want_npages != had)
-		d->want_rebuild = true;
+	want_fit_size(d, f);
 	f->fd = fd;
 	return 0;
 }
@@ -182,19 +190,26 @@ void file_hold_or_close(struct daemon *d, struct lfile *f)
 	}
 }
 
+/* A file's locked pieces changed: the state file is out of date, and its plan must be made again
+ * before it can count as settled. */
+static void pieces_changed(struct daemon *d, struct lfile *f)
+{
+	d->locked_set_changed = true;
+	f->settled = false;
+}
+
 static void unlock_piece(struct daemon *d, struct lfile *f, uint32_t i)
 {
 	struct piece *p = &f->pieces[i];
 
 	/* munmap also unlocks; the pages stay in the page cache, just evictable again. */
 	munmap(p->addr, p->len);
-	f->settled = false;
 	f->locked_bytes -= p->len;
 	d->locked_bytes -= p->len;
 	d->npieces--;
 	memmove(p, p + 1, (f->npieces - i - 1) * sizeof(*p));
 	f->npieces--;
-	d->locked_set_changed = true;
+	pieces_changed(d, f);
 }
 
 void file_unlock_all(struct daemon *d, struct lfile *f)
@@ -223,10 +238,9 @@ static int extend_piece(struct daemon *d, struct lfile *f, uint64_t off, uint64_
 			return -ENOENT; /* map it on its own instead */
 		p->addr = a;
 		p->len += len;
-		f->settled = false;
 		f->locked_bytes += len;
 		d->locked_bytes += len;
-		d->locked_set_changed = true;
+		pieces_changed(d, f);
 		/* Said again, to learn whether every page could be locked; counted either way, as
 		 * the kernel counts the VMA. */
 		return mlock((char *)a + p->len - len, len) < 0 ? -errno : 0;
@@ -257,11 +271,10 @@ static int lock_range_now(struct daemon *d, struct lfile *f, uint64_t off, uint6
 	memmove(&f->pieces[i + 1], &f->pieces[i], (f->npieces - i) * sizeof(struct piece));
 	f->pieces[i] = (struct piece){ .off = off, .len = len, .addr = a };
 	f->npieces++;
-	f->settled = false;
 	f->locked_bytes += len;
 	d->locked_bytes += len;
 	d->npieces++;
-	d->locked_set_changed = true;
+	pieces_changed(d, f);
 	return 0;
 }
 
@@ -389,10 +402,8 @@ static uint64_t trim_to_runs(struct daemon *d, struct lfile *f, bool apply)
 	}
 	if (apply) {
 		uint64_t dropped = f->locked_bytes - kept;
-		if (dropped || nout != f->npieces) {
-			d->locked_set_changed = true;
-			f->settled = false;
-		}
+		if (dropped || nout != f->npieces)
+			pieces_changed(d, f);
 		d->locked_bytes -= dropped;
 		d->npieces = d->npieces - f->npieces + nout;
 		f->locked_bytes = kept;
@@ -459,7 +470,6 @@ static int file_refresh(struct daemon *d, struct lfile *f, bool *gone)
 	if (is_sparse(d, (uint64_t)st.st_size, f->blocks_bytes)) {
 		f->size = (uint64_t)st.st_size;
 		f->reason = REASON_SPARSE;
-		f->settled = false;
 		return 0;
 	}
 	uint64_t size = (uint64_t)st.st_size;
@@ -480,16 +490,12 @@ static int file_refresh(struct daemon *d, struct lfile *f, bool *gone)
 			uint64_t cut = p->off + p->len - end;
 			munmap((char *)p->addr + (p->len - cut), cut);
 			p->len -= cut;
-			f->settled = false;
 			f->locked_bytes -= cut;
 			d->locked_bytes -= cut;
-			d->locked_set_changed = true;
+			pieces_changed(d, f);
 		}
 	}
-	uint32_t had = f->want_npages;
-	(void)file_want_reserve(f, MIN(end / d->page, (uint64_t)MAX_WANT_PAGES));
-	if (f->want_npages != had)
-		d->want_rebuild = true;
+	want_fit_size(d, f);
 	file_repopulate(f);
 	return 0;
 }

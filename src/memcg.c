@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "daemon.h" /* parse_proc_cgroup() */
 #include "log.h"
 #include "util.h"
 
@@ -34,24 +35,19 @@ static bool has_word(const char *list, size_t len, const char *word)
 	return false;
 }
 
-/* The path of the memory controller's line in /proc/self/cgroup text: "N:memory,...:PATH" (v1)
- * or "0::PATH" (v2). */
-static bool cgroup_path(const char *text, bool v2, const char **path, size_t *plen)
+/* The path of the v1 memory controller's line in /proc/self/cgroup text: "N:memory,...:PATH".
+ * (The v2 line, "0::PATH", is parse_proc_cgroup()'s.) */
+static bool cgroup_path_v1(const char *text, const char **path, size_t *plen)
 {
 	for (const char *line = text; *line;) {
 		const char *nl = strchr(line, '\n');
 		size_t len = nl ? (size_t)(nl - line) : strlen(line);
 		const char *c1 = memchr(line, ':', len);
 		const char *c2 = c1 ? memchr(c1 + 1, ':', len - (size_t)(c1 + 1 - line)) : NULL;
-		if (c2) {
-			size_t clen = (size_t)(c2 - c1 - 1);
-			bool match = v2 ? clen == 0 && c1 - line == 1 && line[0] == '0'
-					: has_word(c1 + 1, clen, "memory");
-			if (match && c2[1] == '/') {
-				*path = c2 + 1;
-				*plen = len - (size_t)(c2 + 1 - line);
-				return true;
-			}
+		if (c2 && has_word(c1 + 1, (size_t)(c2 - c1 - 1), "memory") && c2[1] == '/') {
+			*path = c2 + 1;
+			*plen = len - (size_t)(c2 + 1 - line);
+			return true;
 		}
 		if (!nl)
 			break;
@@ -125,8 +121,16 @@ static int locate(const char *cgroup, const char *mountinfo, bool v2, char *dir,
 {
 	const char *path;
 	size_t plen;
-	if (!cgroup_path(cgroup, v2, &path, &plen))
+	char v2path[4096];
+	if (v2) {
+		if (parse_proc_cgroup(cgroup, strlen(cgroup), v2path, sizeof(v2path)) < 0 ||
+		    v2path[0] != '/')
+			return -ENOENT;
+		path = v2path;
+		plen = strlen(v2path);
+	} else if (!cgroup_path_v1(cgroup, &path, &plen)) {
 		return -ENOENT;
+	}
 	for (const char *line = mountinfo; *line;) {
 		const char *nl = strchr(line, '\n');
 		size_t len = nl ? (size_t)(nl - line) : strlen(line);
