@@ -45,13 +45,19 @@ void buf_free(struct buf *b);
 int buf_read_fd(struct buf *b, int fd);
 /* Opens path relative to dirfd (AT_FDCWD allowed) and reads it into b. */
 int buf_read_at(struct buf *b, int dirfd, const char *path);
+/* Reads a file that someone else may have replaced by anything: opened without following a
+ * symlink and without blocking (a FIFO), it must be a regular file of at most max_bytes.
+ * Returns 0, -EBADFD (not a regular file), -EFBIG (too big) or another -errno. */
+int buf_read_regular(struct buf *b, const char *path, size_t max_bytes);
 
 /* Writes data to path atomically: temporary file in the same directory, fsync when durable,
  * rename. Creates the directory (mode 0755) when missing. Returns 0 or -errno. */
 int write_file_atomic(const char *path, const char *data, size_t len, unsigned mode, bool durable);
 /* The same in two steps, for writing through stdio without building the text in memory:
  * atomic_fopen() opens the temporary file (NULL with errno set); atomic_fclose() flushes,
- * fsyncs when durable, and renames it over path when commit (else removes it); frees tmp. */
+ * fsyncs when durable, and renames it over path when commit (else removes it); frees tmp.
+ * The temporary file has a new name each time (created with O_EXCL, never opened over
+ * something that is there) and is mode & 0600 whatever the umask. */
 FILE *atomic_fopen(const char *path, char **tmp, unsigned mode);
 int atomic_fclose(FILE *f, char *tmp, const char *path, bool durable, bool commit);
 

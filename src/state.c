@@ -214,14 +214,24 @@ int state_restore(struct daemon *d)
 
 	if (!d->cfg.state_file || !*d->cfg.state_file)
 		return 0;
-	int r = buf_read_at(&b, AT_FDCWD, d->cfg.state_file);
+	/* A state of the most files and ranges the daemon can hold (vm.max_map_count ranges, a
+	 * PATH_MAX name each, escaped) stays well below this; anything bigger is not ours, and
+	 * would sit in the locked heap while read. */
+	const size_t max_bytes = 16u << 20;
+	int r = buf_read_regular(&b, d->cfg.state_file, max_bytes);
 	if (r == -ENOENT) {
 		buf_free(&b);
 		return 0;
 	}
 	if (r < 0) {
 		buf_free(&b);
-		log_warning_errno(r, "cannot read state file %s, ignoring", d->cfg.state_file);
+		if (r == -EBADFD)
+			log_warning("state file %s is not a regular file, ignoring", d->cfg.state_file);
+		else if (r == -EFBIG)
+			log_warning("state file %s is bigger than %zu MiB, ignoring", d->cfg.state_file,
+				    max_bytes >> 20);
+		else
+			log_warning_errno(r, "cannot read state file %s, ignoring", d->cfg.state_file);
 		return r;
 	}
 	if (memchr(b.data, '\0', b.len))

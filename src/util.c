@@ -65,6 +65,27 @@ int buf_read_at(struct buf *b, int dirfd, const char *path)
 	return buf_read_fd(b, fd);
 }
 
+int buf_read_regular(struct buf *b, const char *path, size_t max_bytes)
+{
+	struct stat st;
+	/* O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer, for ever. */
+	_cleanup_close_ int fd =
+		open(path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (!S_ISREG(st.st_mode))
+		return -EBADFD;
+	if ((uint64_t)st.st_size > max_bytes)
+		return -EFBIG;
+	int r = buf_read_fd(b, fd);
+	if (r < 0)
+		return r;
+	/* It grew while read: as refused as one that was too big to begin with. */
+	return b->len > max_bytes ? -EFBIG : 0;
+}
+
 static int mkdir_parent(const char *path)
 {
 	_cleanup_free_ char *copy = strdup(path);
@@ -76,35 +97,52 @@ static int mkdir_parent(const char *path)
 	return 0;
 }
 
-FILE *atomic_fopen(const char *path, char **tmp, unsigned mode)
+/* Creates the temporary file beside path: a new name each time, O_EXCL, so that nothing planted
+ * there (a link to another file, a FIFO) is ever opened. mkostemp() makes it 0600. */
+static int create_tmp(const char *path, char **tmp)
 {
-	int fd;
-	FILE *f;
-
-	if (asprintf(tmp, "%s.tmp.%d", path, (int)getpid()) < 0) {
+	if (asprintf(tmp, "%s.tmp.XXXXXX", path) < 0) {
 		*tmp = NULL;
-		errno = ENOMEM;
-		return NULL;
+		return -ENOMEM;
 	}
-	fd = open(*tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, (mode_t)mode);
+	int fd = mkostemp(*tmp, O_CLOEXEC);
 	if (fd < 0 && errno == ENOENT) {
 		int r = mkdir_parent(path);
 		if (r < 0) {
-			errno = -r;
-			goto fail;
+			free(*tmp);
+			*tmp = NULL;
+			return r;
 		}
-		fd = open(*tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, (mode_t)mode);
+		memcpy(*tmp + strlen(*tmp) - 6, "XXXXXX", 6); /* mkostemp() may have filled it */
+		fd = mkostemp(*tmp, O_CLOEXEC);
 	}
-	if (fd < 0)
-		goto fail;
-	f = fdopen(fd, "w");
+	if (fd < 0) {
+		int r = -errno;
+		free(*tmp);
+		*tmp = NULL;
+		return r;
+	}
+	return fd;
+}
+
+FILE *atomic_fopen(const char *path, char **tmp, unsigned mode)
+{
+	int fd = create_tmp(path, tmp);
+	if (fd < 0) {
+		errno = -fd;
+		return NULL;
+	}
+	/* What the daemon writes names the programs users run: never more than its owner may read,
+	 * whatever mode asks and whatever the umask. */
+	FILE *f = fchmod(fd, (mode_t)(mode & 0600)) == 0 ? fdopen(fd, "w") : NULL;
 	if (f)
 		return f;
+	int e = errno;
 	close(fd);
 	unlink(*tmp);
-fail:
 	free(*tmp);
 	*tmp = NULL;
+	errno = e;
 	return NULL;
 }
 
