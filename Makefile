@@ -235,14 +235,18 @@ clean:
 INSTALL ?= install
 SERVICE_UNIT := $(BUILD)/prelockd.service
 
-# Regenerated on every run: SBINDIR and SYSCONFDIR may differ from one make run to the next. The
-# template's comment lines that name the placeholders are dropped; any placeholder left is an error.
-$(SERVICE_UNIT): prelockd.service.in | $(BUILD)
-	{ echo '# Generated from prelockd.service.in by make.'; \
-	  sed -e '/^#.*@[A-Z_]*@/d' -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' $<; \
+# prelockd.service is the unit the Debian package installs (/usr/sbin, /etc). The installed copy
+# is generated from it with this run's SBINDIR and SYSCONFDIR in place of those two paths; it is
+# regenerated on every run, since they may differ from one run to the next, and an ExecStart= that
+# does not come out as expected is an error.
+$(SERVICE_UNIT): prelockd.service | $(BUILD)
+	{ echo '# Generated from prelockd.service by make: SBINDIR=$(SBINDIR) SYSCONFDIR=$(SYSCONFDIR).'; \
+	  sed -e 's|/usr/sbin/prelockd|$(SBINDIR)/prelockd|g' \
+	      -e 's|/etc/prelockd\.conf|$(SYSCONFDIR)/prelockd.conf|g' $<; \
 	} >$@.tmp
-	@if grep -n '@[A-Z_]*@' $@.tmp; then \
-		echo "$@: placeholder left in the unit" >&2; rm -f $@.tmp; exit 1; fi
+	@if ! grep -qxF 'ExecStart=$(SBINDIR)/prelockd -c $(SYSCONFDIR)/prelockd.conf' $@.tmp; then \
+		echo "$@: no ExecStart=$(SBINDIR)/prelockd -c $(SYSCONFDIR)/prelockd.conf" >&2; \
+		rm -f $@.tmp; exit 1; fi
 	mv $@.tmp $@
 
 install: $(BIN) $(SERVICE_UNIT)

@@ -8,6 +8,9 @@
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
+/* The CODE_* fields are the caller's (struct log_site), not this file's: without this define,
+ * sd_journal_sendv() is a macro that adds src/log.c's own location. */
+#define SD_JOURNAL_SUPPRESS_LOCATION
 #include <systemd/sd-journal.h>
 
 static struct {
@@ -58,11 +61,6 @@ int log_get_level(void)
 	return log_state.max_priority;
 }
 
-int log_to_journal(void)
-{
-	return log_state.journal;
-}
-
 static const char *priority_prefix(int priority)
 {
 	switch (priority) {
@@ -74,15 +72,18 @@ static const char *priority_prefix(int priority)
 	}
 }
 
-static void send_journal(int priority, const struct log_fields *f, const char *msg)
+/* Returns what sd_journal_sendv() returns: 0, or a negative errno when journald cannot be
+ * reached (with no journald listening at all it returns 0 and the message is lost). */
+static int send_journal(const struct log_site *site, int priority, const struct log_fields *f,
+			const char *msg)
 {
-	char fields[4][64 + 16];
-	char *message, *path = NULL;
-	struct iovec iov[6];
-	int n = 0;
+	char fields[7][64 + 16];
+	char *message, *path = NULL, *code_file = NULL;
+	struct iovec iov[9];
+	int n = 0, r;
 
 	if (asprintf(&message, "MESSAGE=%s", msg) < 0)
-		return;
+		return -ENOMEM;
 	iov[n++] = (struct iovec){ message, strlen(message) };
 	snprintf(fields[0], sizeof(fields[0]), "PRIORITY=%d", priority);
 	iov[n++] = (struct iovec){ fields[0], strlen(fields[0]) };
@@ -98,12 +99,40 @@ static void send_journal(int priority, const struct log_fields *f, const char *m
 	}
 	if (f && f->path && asprintf(&path, "PRELOCKD_PATH=%s", f->path) >= 0)
 		iov[n++] = (struct iovec){ path, strlen(path) };
-	sd_journal_sendv(iov, n);
+	if (site && asprintf(&code_file, "CODE_FILE=%s", site->file) >= 0) {
+		iov[n++] = (struct iovec){ code_file, strlen(code_file) };
+		snprintf(fields[4], sizeof(fields[4]), "CODE_LINE=%d", site->line);
+		iov[n++] = (struct iovec){ fields[4], strlen(fields[4]) };
+		snprintf(fields[5], sizeof(fields[5]), "CODE_FUNC=%.64s", site->func);
+		iov[n++] = (struct iovec){ fields[5], strlen(fields[5]) };
+	}
+	r = sd_journal_sendv(iov, n);
+	free(code_file);
 	free(path);
 	free(message);
+	return r;
 }
 
-void log_full(int priority, const struct log_fields *fields, int errnum, const char *fmt, ...)
+/* bare: the message goes to stderr as it is, without "prelockd: " and the priority's word. */
+static void emit(const struct log_site *site, int priority, const struct log_fields *fields,
+		 const char *msg, bool bare)
+{
+	if (log_state.journal) {
+		if (send_journal(site, priority, fields, msg) >= 0)
+			return;
+		/* journald's socket is gone but stderr is its stream: a "<N>" prefix there sets the
+		 * priority as sd-daemon(3) describes. */
+		fprintf(stderr, "<%d>prelockd: %s\n", priority, msg);
+		return;
+	}
+	if (bare)
+		fprintf(stderr, "%s\n", msg);
+	else
+		fprintf(stderr, "prelockd: %s%s\n", priority_prefix(priority), msg);
+}
+
+void log_at(const struct log_site *site, int priority, const struct log_fields *fields, int errnum,
+	    const char *fmt, ...)
 {
 	char msg[2048];
 	va_list ap;
@@ -117,8 +146,12 @@ void log_full(int priority, const struct log_fields *fields, int errnum, const c
 	len = strlen(msg);
 	if (errnum)
 		snprintf(msg + len, sizeof(msg) - len, ": %s", strerror(abs(errnum)));
-	if (log_state.journal)
-		send_journal(priority, fields, msg);
-	else
-		fprintf(stderr, "prelockd: %s%s\n", priority_prefix(priority), msg);
+	emit(site, priority, fields, msg, false);
+}
+
+void log_line_at(const struct log_site *site, int priority, const char *msg)
+{
+	if (priority > log_state.max_priority)
+		return;
+	emit(site, priority, NULL, msg, true);
 }

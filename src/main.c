@@ -12,6 +12,8 @@
 #include <sys/syscall.h>
 #include <sys/sysinfo.h>
 
+#include <ini.h>
+
 #include "daemon.h"
 #include "log.h"
 
@@ -110,10 +112,102 @@ static int parse_args(int argc, char **argv, struct options *o)
 	return 0;
 }
 
+/* At err priority in the journal too: under systemd a failed start must say why in
+ * `journalctl -p err`, as a failed reload does. */
 static void print_config_error(void *userdata, const char *message)
 {
 	(void)userdata;
-	fprintf(stderr, "%s\n", message);
+	log_line(LOG_ERR, message);
+}
+
+/* --status and --reset-state are wanted most right after a reload failed on a broken config.
+ * They still use the path the file names (its last absolute one, or "" to turn the file off),
+ * else the default: inih reads the syntax, and nothing but these two keys is taken from it. */
+static int fallback_path_handler(void *userdata, const char *section, const char *name,
+				 const char *value)
+{
+	struct config *cfg = userdata;
+	char **field = NULL;
+
+	if (strcmp(section, "daemon") != 0)
+		return 1;
+	if (strcmp(name, "state_file") == 0)
+		field = &cfg->state_file;
+	else if (strcmp(name, "status_file") == 0)
+		field = &cfg->status_file;
+	if (field && (*value == '\0' || *value == '/')) {
+		char *copy = strdup(value);
+		if (copy) {
+			free(*field);
+			*field = copy;
+		}
+	}
+	return 1;
+}
+
+static int config_load_paths(const char *path, struct config *cfg)
+{
+	int r = config_init_defaults(cfg);
+	if (r < 0)
+		return r;
+	(void)ini_parse(path, fallback_path_handler, cfg);
+	return 0;
+}
+
+/* Whether a daemon runs with this status file: the pid the file names is alive and is a
+ * prelockd (its command line names one; under valgrind the program is an argument). A stale file
+ * from a daemon that stopped names a dead pid or another program. The status file appears after
+ * the first pass: a daemon still in its first pass is not seen. */
+static pid_t running_daemon(const char *status_file)
+{
+	char buf[256], path[64];
+	int pid = 0;
+
+	if (!status_file || !*status_file)
+		return 0;
+	_cleanup_close_ int fd = open(status_file, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	const char *p = strstr(buf, "\"pid\": ");
+	if (!p || sscanf(p, "\"pid\": %d", &pid) != 1 || pid <= 0 || pid == getpid())
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%d/cmdline", pid);
+	_cleanup_close_ int cfd = open(path, O_RDONLY | O_CLOEXEC);
+	if (cfd < 0)
+		return 0;
+	n = read(cfd, buf, sizeof(buf) - 1);
+	if (n <= 0)
+		return 0;
+	for (ssize_t i = 0; i < n; i++)
+		if (buf[i] == '\0')
+			buf[i] = ' ';
+	buf[n] = '\0';
+	return strstr(buf, "prelockd") ? (pid_t)pid : 0;
+}
+
+static int reset_state(const struct config *cfg)
+{
+	pid_t pid = running_daemon(cfg->status_file);
+	if (pid > 0) {
+		log_error("a daemon runs (pid %d, per %s), and it saves its state again when it stops: "
+			  "stop it first (systemctl stop prelockd), then run prelockd --reset-state",
+			  (int)pid, cfg->status_file);
+		return EXIT_FAIL;
+	}
+	int r = state_reset(cfg);
+	if (r < 0) {
+		log_error("cannot delete %s: %s", cfg->state_file, strerror(-r));
+		return EXIT_FAIL;
+	}
+	if (!*cfg->state_file)
+		printf("no state file configured (state_file is empty)\n");
+	else
+		printf("state file %s removed\n", cfg->state_file);
+	return EXIT_OK;
 }
 
 static bool have_cap(int cap)
@@ -150,8 +244,7 @@ static int check_lock_privilege(const struct daemon *d)
 	uint64_t want = d->budget_bytes + self_headroom;
 	if ((uint64_t)rl.rlim_cur >= want)
 		return 0;
-	fprintf(stderr,
-		"prelockd: cannot lock memory: CAP_IPC_LOCK is missing and RLIMIT_MEMLOCK is %llu KiB, "
+	log_error("cannot lock memory: CAP_IPC_LOCK is missing and RLIMIT_MEMLOCK is %llu KiB, "
 		"but the budget needs %s plus room for the daemon itself.\n"
 		"  Run as root, or grant CAP_IPC_LOCK (AmbientCapabilities=CAP_IPC_LOCK in the unit,\n"
 		"  or setpriv --inh-caps +ipc_lock --ambient-caps +ipc_lock), or raise the limit to at\n"
@@ -167,8 +260,7 @@ static int lock_self(void)
 	if (mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) == 0)
 		return 0;
 	int r = -errno;
-	fprintf(stderr,
-		"prelockd: mlockall(MCL_CURRENT|MCL_FUTURE|MCL_ONFAULT) failed: %s.\n"
+	log_error("mlockall(MCL_CURRENT|MCL_FUTURE|MCL_ONFAULT) failed: %s.\n"
 		"  Grant CAP_IPC_LOCK (run as root, or AmbientCapabilities=CAP_IPC_LOCK in the unit),\n"
 		"  or raise RLIMIT_MEMLOCK (LimitMEMLOCK=infinity in the unit; ulimit -l unlimited).\n",
 		strerror(-r));
@@ -214,13 +306,20 @@ static int run(int argc, char **argv)
 		printf("prelockd %s\n", PRELOCKD_VERSION);
 		return EXIT_OK;
 	}
+	log_setup(LOG_LEVEL_INFO);
 	if (!o.config_given && access(o.config, F_OK) < 0 && errno == ENOENT) {
 		/* Every key is optional: no config file at the default place means the defaults. */
 		r = config_init_defaults(&cfg);
 		if (r == 0 && !o.test_config && !o.status && !o.reset_state)
-			fprintf(stderr, "prelockd: %s not found, using the defaults\n", o.config);
+			log_notice("%s not found, using the defaults", o.config);
 	} else {
 		r = config_load(o.config, &cfg, print_config_error, NULL);
+	}
+	if (r < 0 && (o.status || o.reset_state) && config_load_paths(o.config, &cfg) == 0) {
+		log_warning("%s has errors (above): using the %s it names, %s", o.config,
+			    o.status ? "status_file" : "state_file",
+			    o.status ? cfg.status_file : cfg.state_file);
+		r = 0;
 	}
 	if (r < 0)
 		return r == -EINVAL ? EXIT_CONFIG : (r == -ENOENT || r == -EACCES ? EXIT_CONFIG : EXIT_FAIL);
@@ -229,17 +328,11 @@ static int run(int argc, char **argv)
 		printf("configuration OK\n");
 		return EXIT_OK;
 	}
-	log_setup(cfg.log_level);
+	log_set_level(cfg.log_level);
 	if (o.reset_state) {
-		r = state_reset(&cfg);
-		if (r < 0)
-			fprintf(stderr, "prelockd: cannot delete %s: %s\n", cfg.state_file, strerror(-r));
-		else if (!*cfg.state_file)
-			printf("no state file configured (state_file is empty)\n");
-		else
-			printf("state file %s removed\n", cfg.state_file);
+		r = reset_state(&cfg);
 		config_free(&cfg);
-		return r < 0 ? EXIT_FAIL : EXIT_OK;
+		return r;
 	}
 	if (o.status) {
 		r = status_print(cfg.status_file, o.json);

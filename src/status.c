@@ -222,6 +222,12 @@ int status_print(const char *status_file, bool json)
 	char tb[32], bb[32];
 
 	int r = buf_read_at(&b, AT_FDCWD, status_file);
+	if (r == -EACCES || r == -EPERM) {
+		/* The file names what other users run: the daemon writes it 0600. */
+		fprintf(stderr, "prelockd: cannot read %s: %s: it is readable by root only, run "
+				"prelockd --status as root\n", status_file, strerror(-r));
+		return r;
+	}
 	if (r < 0) {
 		fprintf(stderr, "prelockd: cannot read %s: %s (is the daemon running?)\n", status_file,
 			strerror(-r));

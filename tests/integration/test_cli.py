@@ -2,7 +2,8 @@
 """The command line (SPEC "Command line"): exit codes 0/64/77/78, config errors as FILE:LINE,
 --test-config, --version, --help, the missing-privilege message, --dry-run (text and JSON; it
 locks nothing and writes nothing), --reset-state and --status (text and JSON, checked against
-what the kernel says the daemon holds)."""
+what the kernel says the daemon holds; as a normal user --status says it needs root; with a broken
+config both warn and use the paths it names; --reset-state refuses while a daemon runs)."""
 import json
 import os
 import re
@@ -18,10 +19,13 @@ mappers = []
 dm = None
 
 
-def cli(args, binary=None):
+def cli(args, binary=None, prefix=()):
     """run() with a time limit: a mode that should exit at once but runs the daemon instead
-    must fail the test, not hang it."""
+    must fail the test, not hang it. prefix: a command to run it under (setpriv)."""
     try:
+        if prefix:
+            return subprocess.run(list(prefix) + [binary or PRELOCKD] + list(args), capture_output=True,
+                                  text=True, timeout=20)
         return run(args, binary=binary, timeout=20)
     except subprocess.TimeoutExpired as e:
         return subprocess.CompletedProcess(e.cmd, "timeout (still running after 20s)",
@@ -200,6 +204,37 @@ try:
         eq(st["pid"], dm.pid, "--status --json pid")
     except ValueError as e:
         ok(False, "--status --json parses", f"{e}\n{r.stdout[:2000]}")
+
+    # A normal user: the status file is root's alone (0600), and the message says so.
+    os.chmod(status, 0o600)
+    os.chmod(d, 0o711)
+    r = cli(["-c", good, "--status"], prefix=["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"])
+    eq(r.returncode, 1, "--status as a normal user exits 1")
+    ok("root" in r.stderr and "is the daemon running" not in r.stderr,
+       "--status as a normal user: says that it needs root, not whether the daemon runs", r.stderr)
+    os.chmod(d, 0o700)
+
+    # A broken config (a reload that failed): --status warns and reads the status file it names.
+    broken = conf("broken.conf", files + "[lock]\nwhat = bogus\n")
+    r = cli(["-c", broken, "--status"])
+    eq(r.returncode, 0, "--status with a broken config exits 0")
+    ok(f"pid {dm.pid}" in r.stdout, "--status with a broken config shows the running daemon", r.stdout)
+    ok(re.search(rf"^{re.escape(broken)}:6: ", r.stderr, re.M) and status in r.stderr,
+       "--status with a broken config: the error as FILE:LINE, and the status file it uses", r.stderr)
+    nofile = conf("broken-nofile.conf", "[lock]\nwhat = bogus\n")
+    r = cli(["-c", nofile, "--status"])
+    ok("/run/prelockd/status" in r.stderr,
+       "--status with a broken config that names no status file: uses the default", r.stderr)
+
+    # --reset-state while the daemon runs: refused, the state left alone (the daemon would save it
+    # again at exit anyway), with the good config and with the broken one.
+    had_state = os.path.exists(state)
+    for c, what in ((good, "the config"), (broken, "a broken config")):
+        r = cli(["-c", c, "--reset-state"])
+        eq(r.returncode, 1, f"--reset-state with {what} while the daemon runs exits 1")
+        ok(str(dm.pid) in r.stderr and "removed" not in r.stdout,
+           f"--reset-state with {what}: names the running daemon, removes nothing", r.stdout + r.stderr)
+    eq(os.path.exists(state), had_state, "--reset-state while the daemon runs left the state file")
     eq(dm.stop(), 0, "daemon SIGTERM exits 0")
     dm = None
 
@@ -211,6 +246,14 @@ try:
     ok(state in r.stdout, "and says which file", r.stdout)
     r = cli(["-c", good, "-r"])
     eq(r.returncode, 0, "-r with no state file exits 0 too")
+    ok(os.path.exists(status), "the stopped daemon's status file is still there (naming a dead pid)")
+    with open(state, "w") as f:
+        f.write("stand-in state\n")
+    r = cli(["-c", broken, "-r"])
+    eq(r.returncode, 0, "-r with a broken config exits 0 once the daemon stopped")
+    ok(not os.path.exists(state), "-r with a broken config removed the state file it names")
+    ok(re.search(rf"^{re.escape(broken)}:6: ", r.stderr, re.M) and state in r.stderr,
+       "-r with a broken config: the error as FILE:LINE, and the state file it uses", r.stderr)
 finally:
     cleanup(d, dm, mappers)
 done()

@@ -93,17 +93,28 @@ def read(path, mode="r"):
 
 
 def check_unit(text, sbindir, sysconfdir, name):
-    """The installed unit is the template with the placeholders replaced: same directives in the
-    same order, ExecStart at the installed binary and config, nothing of the form @NAME@ left."""
-    eq(re.findall(r"@[A-Za-z_]+@", text), [], f"{name}: no placeholder left in the unit")
+    """The installed unit is the top-level prelockd.service (written for /usr/sbin and /etc) with
+    this install's paths in their place: same directives in the same order, ExecStart at the
+    installed binary and config, and no other path to the binary or the config left."""
     execstart = [l for l in text.splitlines() if l.startswith("ExecStart=")]
     eq(execstart, [f"ExecStart={sbindir}/prelockd -c {sysconfdir}/prelockd.conf"], f"{name}: ExecStart")
-    template = read(os.path.join(ROOT, "prelockd.service.in"))
-    template = template.replace("@SBINDIR@", sbindir).replace("@SYSCONFDIR@", sysconfdir)
+    shipped = read(os.path.join(ROOT, "prelockd.service"))
+    if sbindir != "/usr/sbin":
+        ok("/usr/sbin/prelockd" not in text, f"{name}: /usr/sbin/prelockd is nowhere in the unit")
+    if sysconfdir != "/etc":
+        ok("/etc/prelockd.conf" not in text, f"{name}: /etc/prelockd.conf is nowhere in the unit")
+    template = shipped.replace("/usr/sbin/prelockd", f"{sbindir}/prelockd")
+    template = template.replace("/etc/prelockd.conf", f"{sysconfdir}/prelockd.conf")
 
     def directives(t):
         return [l for l in t.splitlines() if l.strip() and not l.lstrip().startswith(("#", ";"))]
-    same(directives(text), directives(template), f"{name}: the unit's directives are the template's")
+    same(directives(text), directives(template), f"{name}: the unit's directives are prelockd.service's")
+    if (sbindir, sysconfdir) == ("/usr/sbin", "/etc"):
+        # The Debian layout: the shipped file as it is, after the line that says where it came from.
+        first, _, rest = text.partition("\n")
+        ok(first.startswith("# Generated from prelockd.service"), f"{name}: first line names the source",
+           first)
+        ok(rest == shipped, f"{name}: for /usr/sbin and /etc, the unit is prelockd.service unchanged")
 
 
 # The real system, before: none of this may change.

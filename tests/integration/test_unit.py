@@ -96,10 +96,10 @@ try:
     ok(score is not None, "security: the last line gives the overall exposure", out[-500:])
     if score is not None:
         ok(score <= MAX_EXPOSURE, f"security: overall exposure {score} <= {MAX_EXPOSURE}", out)
-        with open(os.path.join(ROOT, "prelockd.service.in")) as f:
+        with open(os.path.join(ROOT, "prelockd.service")) as f:
             m = re.search(r"overall exposure level (\d+(?:\.\d+)?)", f.read())
         recorded = float(m.group(1)) if m else None
-        eq(score, recorded, "security: the exposure recorded in prelockd.service.in's header")
+        eq(score, recorded, "security: the exposure recorded in prelockd.service's header")
     # --threshold takes the exposure in tenths: 10 fails on anything above 1.0.
     rc, out = analyze(["security", "--offline=yes", "--threshold=10", unit])
     eq(rc, 0, "security --threshold=10 (exposure 1.0) passes")
