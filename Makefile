@@ -1,4 +1,4 @@
-# prelockd build. Dependencies come through pkg-config: libsystemd, inih.
+# prelockd build. Dependencies come through pkg-config: libsystemd, inih, json-c.
 PREFIX ?= /usr/local
 SBINDIR ?= $(PREFIX)/sbin
 MANDIR ?= $(PREFIX)/share/man
@@ -18,8 +18,8 @@ CFLAGS ?= -O2 -g
 ifeq ($(WERROR),1)
 CFLAGS += -Werror
 endif
-DEPS_CFLAGS := $(shell $(PKG_CONFIG) --cflags libsystemd inih)
-DEPS_LIBS := $(shell $(PKG_CONFIG) --libs libsystemd inih)
+DEPS_CFLAGS := $(shell $(PKG_CONFIG) --cflags libsystemd inih json-c)
+DEPS_LIBS := $(shell $(PKG_CONFIG) --libs libsystemd inih json-c)
 ALL_CFLAGS = -std=gnu11 $(WARNINGS) -Iinclude -D_GNU_SOURCE \
 	-DSYSCONFDIR='"$(SYSCONFDIR)"' -DPRELOCKD_VERSION='"$(VERSION)"' \
 	$(DEPS_CFLAGS) $(CPPFLAGS) $(CFLAGS) $(EXTRA_CFLAGS)

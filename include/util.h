@@ -68,9 +68,14 @@ static inline uint64_t round_up(uint64_t v, uint64_t to)
 	return (v + to - 1) / to * to;
 }
 
-/* Escapes bytes < 0x20, 0x7f, '%' and '\\' as %XX so a path fits on one line; returns malloc'd
+/* Escapes bytes < 0x20, 0x7f, '%', '\\' and every byte that is not part of a valid UTF-8
+ * character as %XX, so that a path fits on one line and is valid UTF-8 text; returns malloc'd
  * string. unescape_path reverses it in place; returns -EINVAL on a bad escape. */
 char *escape_path(const char *s);
+/* The length (1 to 4) of the valid UTF-8 character at s, or 0 when s does not start one
+ * (overlong forms and surrogates are not valid). utf8_valid(): the whole string is UTF-8. */
+size_t utf8_char_len(const char *s);
+bool utf8_valid(const char *s);
 int unescape_path(char *s);
 
 /* Formats bytes as "12.3 MiB" into out. */

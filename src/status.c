@@ -1,6 +1,5 @@
 /* What is locked, for people and programs: the status file (JSON, rewritten atomically each
- * pass), `prelockd --status`, and the --dry-run plan. The status file puts one locked file per
- * line so that --status can read it back without a general JSON parser. */
+ * pass) and the --dry-run plan. `prelockd --status` reads the file back in statusread.c. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -88,7 +87,7 @@ static char *put_str(char *p, const char *s)
 	return p;
 }
 
-static void out_json_string(struct out *o, const char *s)
+static void out_json_chars(struct out *o, const char *s)
 {
 	outs(o, "\"", 1);
 	while (*s) {
@@ -107,6 +106,25 @@ static void out_json_string(struct out *o, const char *s)
 			outf(o, "\\u%04x", c);
 	}
 	outs(o, "\"", 1);
+}
+
+/* A path, as the value of a "path" member. JSON text is UTF-8, file names are bytes: a name that
+ * is not valid UTF-8 is written as escape_path() shows it (%XX for control bytes, '%', '\\' and
+ * every byte that is not UTF-8), and the member "path_escaped": true follows, so that a reader
+ * can tell it from a name that holds "%" and take the bytes back (README, "Status file"). */
+static void out_json_string(struct out *o, const char *s)
+{
+	if (utf8_valid(s)) {
+		out_json_chars(o, s);
+		return;
+	}
+	_cleanup_free_ char *esc = escape_path(s);
+	if (!esc) {
+		o->err = -ENOMEM;
+		return;
+	}
+	out_json_chars(o, esc);
+	outs(o, ", \"path_escaped\": true", 22);
 }
 
 static int cmp_slot_bytes(const void *a, const void *b, void *ud)
@@ -174,106 +192,6 @@ int status_write(struct daemon *d)
 	outf(&o, "]\n}\n");
 	int r = atomic_fclose(o.f, tmp, d->cfg.status_file, false, o.err == 0);
 	return o.err ? o.err : r;
-}
-
-/* --- reading it back ------------------------------------------------------------------------ */
-
-static bool json_u64(const char *text, const char *key, uint64_t *v)
-{
-	char pat[64];
-	snprintf(pat, sizeof(pat), "\"%s\": ", key);
-	const char *p = strstr(text, pat);
-	if (!p)
-		return false;
-	*v = strtoull(p + strlen(pat), NULL, 10);
-	return true;
-}
-
-/* Decodes the JSON string starting at p (just past the opening quote) into out. */
-static bool json_str(const char *p, char *out, size_t outlen)
-{
-	size_t k = 0;
-	for (; *p && *p != '"'; p++) {
-		char c = *p;
-		if (c == '\\') {
-			p++;
-			if (*p == 'u') {
-				unsigned x;
-				if (sscanf(p + 1, "%4x", &x) != 1)
-					return false;
-				c = (char)x;
-				p += 4;
-			} else {
-				c = *p;
-			}
-		}
-		if (k + 1 >= outlen)
-			return false;
-		out[k++] = c;
-	}
-	out[k] = '\0';
-	return *p == '"';
-}
-
-int status_print(const char *status_file, bool json)
-{
-	struct buf b = { 0 };
-	uint64_t files = 0, bytes = 0, budget = 0, pass = 0, pid = 0;
-	char tb[32], bb[32];
-
-	int r = buf_read_at(&b, AT_FDCWD, status_file);
-	if (r == -EACCES || r == -EPERM) {
-		/* The file names what other users run: the daemon writes it 0600. */
-		fprintf(stderr, "prelockd: cannot read %s: %s: it is readable by root only, run "
-				"prelockd --status as root\n", status_file, strerror(-r));
-		return r;
-	}
-	if (r < 0) {
-		fprintf(stderr, "prelockd: cannot read %s: %s (is the daemon running?)\n", status_file,
-			strerror(-r));
-		return r;
-	}
-	if (json) {
-		fwrite(b.data, 1, b.len, stdout);
-		buf_free(&b);
-		return 0;
-	}
-	if (!json_u64(b.data, "locked_bytes", &bytes) || !json_u64(b.data, "files", &files)) {
-		fprintf(stderr, "prelockd: %s: not a prelockd status file\n", status_file);
-		buf_free(&b);
-		return -EBADMSG;
-	}
-	json_u64(b.data, "budget_bytes", &budget);
-	json_u64(b.data, "pass", &pass);
-	json_u64(b.data, "pid", &pid);
-	printf("prelockd (pid %" PRIu64 ", pass %" PRIu64 "): %" PRIu64 " files, %s locked of %s "
-	       "budget\n\n",
-	       pid, pass, files, format_bytes(tb, sizeof(tb), bytes), format_bytes(bb, sizeof(bb), budget));
-	printf("%12s %12s %6s  %s\n", "LOCKED", "SIZE", "PROCS", "PATH");
-	unsigned shown = 0;
-	for (const char *l = strstr(b.data, "{\"path\": \""); l && shown < 20;
-	     l = strstr(l + 1, "{\"path\": \"")) {
-		char path[4200];
-		uint64_t fb = 0, fs = 0, fp = 0;
-		const char *eol = strchr(l, '\n');
-		if (!json_str(l + 10, path, sizeof(path)))
-			continue;
-		const char *rest = strstr(l, "\", \"bytes\": ");
-		if (!rest || (eol && rest > eol))
-			continue;
-		if (sscanf(rest, "\", \"bytes\": %" SCNu64 ", \"size\": %" SCNu64 ", \"ranges\": %*u, "
-				 "\"processes\": %" SCNu64,
-			   &fb, &fs, &fp) < 2)
-			continue;
-		_cleanup_free_ char *esc = escape_path(path);
-		printf("%12s %12s %6" PRIu64 "  %s\n", format_bytes(tb, sizeof(tb), fb),
-		       format_bytes(bb, sizeof(bb), fs), fp, esc ? esc : path);
-		shown++;
-	}
-	if (files > shown)
-		printf("... and %" PRIu64 " more (see --status --json)\n", files - shown);
-	buf_free(&b);
-	return 0;
 }
 
 /* --- the --dry-run plan ---------------------------------------------------------------------- */

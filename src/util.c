@@ -184,18 +184,67 @@ size_t page_size(void)
 	return p > 0 ? (size_t)p : 4096;
 }
 
+size_t utf8_char_len(const char *s)
+{
+	const unsigned char *u = (const unsigned char *)s;
+	unsigned char lo = 0x80, hi = 0xbf; /* the range of the second byte */
+	size_t n;
+
+	if (u[0] < 0x80)
+		return 1;
+	if (u[0] >= 0xc2 && u[0] <= 0xdf)
+		n = 2;
+	else if (u[0] >= 0xe0 && u[0] <= 0xef)
+		n = 3;
+	else if (u[0] >= 0xf0 && u[0] <= 0xf4)
+		n = 4;
+	else
+		return 0; /* a continuation byte, an overlong lead (c0, c1), or past U+10FFFF */
+	/* No overlong forms, no surrogates (U+D800..DFFF), nothing past U+10FFFF. */
+	if (u[0] == 0xe0)
+		lo = 0xa0;
+	else if (u[0] == 0xed)
+		hi = 0x9f;
+	else if (u[0] == 0xf0)
+		lo = 0x90;
+	else if (u[0] == 0xf4)
+		hi = 0x8f;
+	if (u[1] < lo || u[1] > hi)
+		return 0; /* also stops at the NUL of a string cut short */
+	for (size_t i = 2; i < n; i++)
+		if (u[i] < 0x80 || u[i] > 0xbf)
+			return 0;
+	return n;
+}
+
+bool utf8_valid(const char *s)
+{
+	while (*s) {
+		size_t n = utf8_char_len(s);
+		if (!n)
+			return false;
+		s += n;
+	}
+	return true;
+}
+
 char *escape_path(const char *s)
 {
 	size_t n = strlen(s);
 	char *out = malloc(n * 3 + 1), *o = out;
 	if (!out)
 		return NULL;
-	for (; *s; s++) {
+	while (*s) {
 		unsigned char c = (unsigned char)*s;
-		if (c < 0x20 || c == 0x7f || c == '%' || c == '\\')
+		size_t k = c >= 0x80 ? utf8_char_len(s) : 1;
+		if (c < 0x20 || c == 0x7f || c == '%' || c == '\\' || k == 0) {
 			o += sprintf(o, "%%%02X", c);
-		else
-			*o++ = (char)c;
+			s++;
+		} else {
+			memcpy(o, s, k);
+			o += k;
+			s += k;
+		}
 	}
 	*o = '\0';
 	return out;
