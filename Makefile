@@ -64,6 +64,14 @@ $(BUILD)/helpers/%: tests/helpers/%.c tests/helpers/mapfile.h
 $(BUILD):
 	mkdir -p $(BUILD)
 
+# ==== Memory pressure helper (issue 11, item 2) ===================================================
+# tests/helpers/psiwatch drives src/psi.c (and an sd-event loop for its cost mode): it links the
+# module itself, not the whole library, so it builds whatever state the rest of the tree is in.
+$(BUILD)/helpers/psiwatch: tests/helpers/psiwatch.c $(BUILD)/psi.o
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+# ==== end of memory pressure helper ================================================================
+
 # ==== Hardening: fuzz, check-asan, check-valgrind, lint (issue 5) ================================
 # Fuzz targets are tests/fuzz/fuzz_<name>.c (libFuzzer entry points over one parser each), with a
 # seed corpus in tests/fuzz/corpus/<name>/ and a dictionary in tests/fuzz/<name>.dict. `make check`
