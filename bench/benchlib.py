@@ -1,11 +1,13 @@
 """Shared parts of prelockd's benchmarks: paths, prerequisites, machine facts, memory cgroups (v1
-and v2), prelockd under a fake service manager, process facts from /proc, and statistics."""
+and v2), prelockd run as its shipped unit runs it (uid, capabilities, limits) under a fake service
+manager, process facts from /proc, and statistics."""
 import datetime
 import fcntl
 import json
 import os
 import platform
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -18,8 +20,17 @@ HELPERS = os.environ.get("BENCH_HELPERS", os.path.join(ROOT, "build", "bench"))
 PRELOCKD = os.environ.get("PRELOCKD", os.path.join(ROOT, "prelockd"))
 # Generated files live on a disk filesystem: page cache on tmpfs cannot be reclaimed without swap.
 DATA = os.environ.get("BENCH_DIR", "/var/tmp/prelockd-bench")
+# The programs the lockers protect live where the shipped `include` rule matches them
+# (^/(usr|bin|sbin|lib[^/]*|opt)/), so that prelockd runs on its shipped config; also a disk
+# filesystem.
+PROGRAMS = os.environ.get("BENCH_PROGRAM_DIR", "/opt/prelockd-bench")
 RESULTS = os.path.join(ROOT, "bench", "results")
 DOCS = os.path.join(ROOT, "docs")
+SHIPPED_CONF = os.path.join(ROOT, "prelockd.conf")
+# The unit prelockd is shipped with: the template, or the unit itself where the tree keeps one.
+UNIT_FILES = (os.path.join(ROOT, "prelockd.service.in"), os.path.join(ROOT, "prelockd.service"))
+# The uid prelockd runs as, standing in for the unit's DynamicUser= (any uid no one else uses).
+DAEMON_UID = int(os.environ.get("BENCH_DAEMON_UID", "61234"))
 MiB = 1 << 20
 PAGE = os.sysconf("SC_PAGE_SIZE")
 PEERS_APT = "apt-get install -y vmtouch memlockd gnuplot-nox"
@@ -39,6 +50,9 @@ def missing_prerequisites():
     for tool, how in (("vmtouch", PEERS_APT), ("memlockd", PEERS_APT), ("gnuplot", PEERS_APT),
                       ("as", "apt-get install -y binutils"), ("ld", "apt-get install -y binutils"),
                       ("setpriv", "apt-get install -y util-linux"),
+                      ("prlimit", "apt-get install -y util-linux"),
+                      ("choom", "apt-get install -y util-linux"),
+                      ("fincore", "apt-get install -y util-linux"),
                       ("unshare", "apt-get install -y util-linux"),
                       ("nsenter", "apt-get install -y util-linux")):
         if not shutil.which(tool, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin"):
@@ -52,6 +66,18 @@ def missing_prerequisites():
         Cgroup.detect()
     except RuntimeError as e:
         missing.append(str(e))
+    try:
+        Unit.load()
+    except (OSError, ValueError) as e:
+        missing.append(f"the shipped unit's privileges: {e}")
+    for d in (DATA, PROGRAMS):
+        fs = fs_type(d)
+        if fs in ("tmpfs", "ramfs", "overlay"):
+            missing.append(f"{d} is on {fs}: page cache there cannot be reclaimed like a disk's; "
+                           f"set BENCH_DIR= / BENCH_PROGRAM_DIR= to a disk filesystem")
+    if not shipped_include_matches(PROGRAMS + "/x"):
+        missing.append(f"{PROGRAMS} is not matched by the shipped `include` rule: set "
+                       f"BENCH_PROGRAM_DIR= to a directory under /usr, /opt or /lib")
     # Each population process needs ~330 mappings and prelockd one per locked range; a lowered
     # limit (some test may have left one) makes dlopen() and mlock fail in odd ways.
     with open("/proc/sys/vm/max_map_count") as f:
@@ -60,6 +86,19 @@ def missing_prerequisites():
         missing.append(f"vm.max_map_count is {max_maps}, below the kernel's default 65530: "
                        f"restore it (sysctl -w vm.max_map_count=65530)")
     return missing
+
+
+def fs_type(path):
+    """Filesystem type of the mount holding path (or its nearest existing parent)."""
+    path = os.path.realpath(path)
+    best, kind = "", "?"
+    with open("/proc/self/mounts") as f:
+        for line in f:
+            mnt, fs = line.split()[1:3]
+            mnt = mnt.replace("\\040", " ")
+            if (path == mnt or path.startswith(mnt.rstrip("/") + "/")) and len(mnt) >= len(best):
+                best, kind = mnt, fs
+    return kind
 
 
 def tool_path(name):
@@ -439,6 +478,54 @@ def locked_rss(pid):
     return total
 
 
+def majflt(pid):
+    """Major faults of a process so far, from /proc/PID/stat (field 12), or None."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[9])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def smaps_by_file(pid, paths):
+    """{(path, perms): {"rss": bytes, "locked": bytes}} for the mappings of `paths` in a process;
+    "locked" is the Rss of VMAs with VmFlags "lo" (what the process holds locked itself)."""
+    want, out, cur, rss = set(paths), {}, None, 0
+    try:
+        with open(f"/proc/{pid}/smaps") as f:
+            for line in f:
+                first = line.split(maxsplit=5)
+                if len(first) >= 5 and "-" in first[0] and not first[0].endswith(":"):
+                    path = first[5].rstrip("\n") if len(first) == 6 else ""
+                    cur = (path, first[1]) if path in want else None
+                elif cur and line.startswith("Rss:"):
+                    rss = int(first[1]) * 1024
+                    e = out.setdefault(cur, {"rss": 0, "locked": 0})
+                    e["rss"] += rss
+                elif cur and line.startswith("VmFlags:") and " lo" in line:
+                    out[cur]["locked"] += rss
+    except OSError:
+        return None
+    return out
+
+
+def locked_rss_of(pid, paths):
+    """Bytes a process holds locked in its mappings of `paths`."""
+    m = smaps_by_file(pid, paths)
+    return None if m is None else sum(v["locked"] for v in m.values())
+
+
+def cached_bytes(paths):
+    """Bytes of these files in the page cache (fincore; exact for root, whom mincore does not
+    mislead)."""
+    paths = list(paths)
+    if not paths:
+        return 0
+    out = subprocess.run([tool_path("fincore"), "--bytes", "--noheadings", "--raw",
+                          "--output", "RES"] + paths, capture_output=True, text=True)
+    return sum(int(x) for x in out.stdout.split() if x.isdigit())
+
+
 def fd_count(pid):
     try:
         return len(os.listdir(f"/proc/{pid}/fd"))
@@ -557,11 +644,195 @@ PASS_LINE = re.compile(r"pass (\d+): (\d+) files, (.*?) locked of (.*?) budget; 
                        r"(?: \((\d+) scanning, (\d+) locking\))?, (\d+) ms wall")
 
 
-class Prelockd:
-    """prelockd run by hand as systemd would: NOTIFY_SOCKET, stderr log, its own config, state
-    and status files in `directory`. `lock` holds the [lock] settings beyond the defaults."""
+class Unit:
+    """The privileges and limits the shipped unit gives prelockd, read from the unit file, and
+    the command prefix that gives the same to a process started by hand: choom (OOMScoreAdjust=),
+    prlimit (LimitMEMLOCK=, LimitNOFILE=), then setpriv to an unprivileged uid (DynamicUser=)
+    with exactly the unit's ambient and bounding capabilities, no supplementary groups and
+    NoNewPrivileges=. The sandbox (Protect*=, SystemCallFilter=, ...) is not reproduced."""
 
-    def __init__(self, directory, lock, daemon=None, ns=None):
+    KEYS = ("AmbientCapabilities", "CapabilityBoundingSet", "LimitMEMLOCK", "LimitNOFILE",
+            "NoNewPrivileges", "OOMScoreAdjust", "DynamicUser", "User")
+
+    def __init__(self, path, values):
+        self.path = path
+        self.ambient = self._caps(values.get("AmbientCapabilities"))
+        self.bounding = self._caps(values.get("CapabilityBoundingSet"))
+        if self.bounding is None:
+            self.bounding = self.ambient
+        self.memlock = self._limit(values.get("LimitMEMLOCK", [None])[-1])
+        self.nofile = self._limit(values.get("LimitNOFILE", [None])[-1])
+        self.no_new_privs = values.get("NoNewPrivileges", ["no"])[-1] in ("yes", "true", "1", "on")
+        adj = values.get("OOMScoreAdjust", [None])[-1]
+        self.oom_score_adj = int(adj) if adj not in (None, "") else None
+
+    @staticmethod
+    def _caps(lines):
+        """A capability list as systemd reads it: each assignment adds, an empty one resets."""
+        if lines is None:
+            return None
+        caps = []
+        for v in lines:
+            if not v:
+                caps = []
+            elif v.startswith("~"):
+                raise ValueError(f"inverted capability list {v!r} is not supported by the bench")
+            else:
+                caps += [c.lower().removeprefix("cap_") for c in v.split()]
+        return sorted(set(caps))
+
+    @staticmethod
+    def _limit(v):
+        """A Limit*= value as "SOFT:HARD" for prlimit, or None when not set."""
+        if v is None or v == "":
+            return None
+        parts = [("unlimited" if p == "infinity" else p) for p in v.split(":")]
+        return f"{parts[0]}:{parts[-1]}"
+
+    @classmethod
+    def load(cls):
+        path = next((p for p in UNIT_FILES if os.path.exists(p)), None)
+        if path is None:
+            raise OSError(f"no unit file ({' or '.join(UNIT_FILES)})")
+        values, section = {}, None
+        with open(path) as f:
+            for line in f:
+                line = line.strip()
+                if not line or line[0] in "#;":
+                    continue
+                if line.startswith("["):
+                    section = line
+                elif section == "[Service]" and "=" in line:
+                    k, v = (x.strip() for x in line.split("=", 1))
+                    if k in cls.KEYS:
+                        values.setdefault(k, []).append(v)
+        if "AmbientCapabilities" not in values:
+            raise ValueError(f"{path}: no AmbientCapabilities= in [Service]")
+        return cls(path, values)
+
+    def _limit_here(self, name, want):
+        """(value prlimit can set here, note or None): without CAP_SYS_RESOURCE (some containers
+        and VMs deny it even to root) a hard limit cannot be raised, so the unit's value is
+        clamped to the current hard limit, and the note says so."""
+        if want is None:
+            return None, None
+        res = {"memlock": resource.RLIMIT_MEMLOCK, "nofile": resource.RLIMIT_NOFILE}[name]
+        hard = resource.getrlimit(res)[1]
+        soft_s, hard_s = want.split(":")
+        want_hard = resource.RLIM_INFINITY if hard_s == "unlimited" else int(hard_s)
+        if has_cap(CAP_SYS_RESOURCE) or hard == resource.RLIM_INFINITY or \
+                (want_hard != resource.RLIM_INFINITY and want_hard <= hard):
+            return want, None
+        return f"{hard}:{hard}", (f"Limit{name.upper()}={want} not applied (no CAP_SYS_RESOURCE "
+                                  f"here to raise the hard limit): {hard} instead")
+
+    def prefix(self, uid=None):
+        """(command prefix, notes on what of the unit could not be applied on this machine)."""
+        uid = DAEMON_UID if uid is None else uid
+        out, notes = [], []
+        if self.oom_score_adj is not None and self.oom_score_adj < 0 and \
+                not has_cap(CAP_SYS_RESOURCE):
+            notes.append(f"OOMScoreAdjust={self.oom_score_adj} not applied (no CAP_SYS_RESOURCE "
+                         f"here); the daemon runs outside the cgroups under pressure anyway")
+        elif self.oom_score_adj is not None:
+            out += [tool_path("choom"), "-n", str(self.oom_score_adj), "--"]
+        limits = []
+        for name, want in (("memlock", self.memlock), ("nofile", self.nofile)):
+            v, note = self._limit_here(name, want)
+            if v:
+                limits.append(f"--{name}={v}")
+            if note:
+                notes.append(note)
+        if limits:
+            out += [tool_path("prlimit")] + limits + ["--"]
+        caps = ",".join(["-all"] + [f"+{c}" for c in self.ambient])
+        out += [tool_path("setpriv"), f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
+                f"--inh-caps={caps}", f"--ambient-caps={caps}",
+                "--bounding-set=" + ",".join(["-all"] + [f"+{c}" for c in self.bounding])]
+        if self.no_new_privs:
+            out.append("--no-new-privs")
+        return out + ["--"], notes
+
+    def describe(self, uid=None):
+        notes = self.prefix(uid)[1]
+        return (f"uid {DAEMON_UID if uid is None else uid}, ambient capabilities "
+                f"{' '.join(self.ambient) or 'none'}, bounding set {' '.join(self.bounding)}, "
+                f"LimitMEMLOCK {self.memlock or 'unset'}, LimitNOFILE {self.nofile or 'unset'}, "
+                f"OOMScoreAdjust {self.oom_score_adj}, NoNewPrivileges "
+                f"{'yes' if self.no_new_privs else 'no'} (from {os.path.relpath(self.path, ROOT)})"
+                + "".join(f"; {n}" for n in notes))
+
+
+CAP_SYS_RESOURCE = 24
+
+
+def has_cap(bit):
+    """Whether this process has a capability in its effective set."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("CapEff:"):
+                return bool(int(line.split()[1], 16) >> bit & 1)
+    return False
+
+
+# How the bench runs prelockd: "unit" (the shipped unit's uid, capabilities and limits) or
+# "root" (as root with every capability, as earlier versions of the bench did).
+RUN_AS = os.environ.get("BENCH_RUN_AS", "unit")
+
+
+def shipped_config(overrides):
+    """The shipped prelockd.conf with `overrides` ({(section, key): value}) applied: a key's line
+    is replaced where the file sets it, else added at the end of its section."""
+    with open(SHIPPED_CONF) as f:
+        lines = f.read().split("\n")
+    out, section, done = [], None, set()
+
+    def flush(sec):
+        for (s, k), v in overrides.items():
+            if s == sec and (s, k) not in done:
+                out.append(f"{k} = {v}")
+                done.add((s, k))
+
+    for line in lines:
+        m = re.match(r"^\[(\w+)\]", line)
+        if m:
+            flush(section)
+            section = m.group(1)
+        else:
+            m = re.match(r"^(\w+)\s*=", line)
+            if m and (section, m.group(1)) in overrides:
+                key = (section, m.group(1))
+                if key not in done:
+                    out.append(f"{m.group(1)} = {overrides[key]}")
+                    done.add(key)
+                continue
+        out.append(line)
+    flush(section)
+    return "\n".join(out)
+
+
+def shipped_include_matches(path):
+    """Whether the shipped config's `include` rule (a POSIX ERE; Python's re agrees on it) takes
+    path."""
+    pats, section = [], None
+    with open(SHIPPED_CONF) as f:
+        for line in f:
+            m = re.match(r"^\[(\w+)\]", line)
+            if m:
+                section = m.group(1)
+            m = re.match(r"^include\s*=\s*(\S*)", line)
+            if section == "lock" and m and m.group(1):
+                pats.append(m.group(1))
+    return any(re.search(p, path) for p in pats)
+
+
+class Prelockd:
+    """prelockd run as its shipped unit runs it: the shipped prelockd.conf with only the state
+    and status paths moved into `directory` (plus the `lock`/`daemon` keys given), the unit's uid,
+    capabilities and limits (RUN_AS=unit), a NOTIFY_SOCKET listener and a log file. `wrap` is a
+    command the daemon runs under (tests/helpers/noquery)."""
+
+    def __init__(self, directory, lock=None, daemon=None, ns=None, wrap=()):
         os.makedirs(directory, exist_ok=True)
         self.dir = directory
         self.conf = os.path.join(directory, "prelockd.conf")
@@ -570,29 +841,41 @@ class Prelockd:
         for p in (self.status_file, state):
             if os.path.exists(p):
                 os.unlink(p)
-        d = {"state_file": state, "status_file": self.status_file}
-        d.update(daemon or {})
+        over = {("daemon", "state_file"): state, ("daemon", "status_file"): self.status_file}
+        over.update({("daemon", k): v for k, v in (daemon or {}).items()})
+        over.update({("lock", k): v for k, v in (lock or {}).items()})
         with open(self.conf, "w") as f:
-            f.write("; written by the benchmark: the shipped defaults but for these keys\n[daemon]\n")
-            f.writelines(f"{k} = {v}\n" for k, v in d.items())
-            f.write("[lock]\n")
-            f.writelines(f"{k} = {v}\n" for k, v in lock.items())
+            f.write("; written by the benchmark: the shipped prelockd.conf, but for these keys:\n")
+            f.writelines(f";   {k} = {v}\n" for (_, k), v in over.items())
+            f.write(shipped_config(over))
+        os.chmod(self.conf, 0o644)
         self.notify = Notify(os.path.join(directory, "notify.sock"))
         env = {k: v for k, v in os.environ.items() if k not in ("JOURNAL_STREAM", "WATCHDOG_USEC")}
         env["NOTIFY_SOCKET"] = self.notify.path
+        prefix = []
+        if RUN_AS == "unit":
+            # The daemon's own directory (StateDirectory=/RuntimeDirectory=) and the socket.
+            os.chown(directory, DAEMON_UID, DAEMON_UID)
+            os.chmod(directory, 0o755)
+            os.chmod(self.notify.path, 0o666)
+            prefix = Unit.load().prefix()[0]
         self.log_path = os.path.join(directory, "log")
         self._log = open(self.log_path, "w")
         self.t_start = time.monotonic()
-        self.proc = Child([PRELOCKD, "-c", self.conf], ns=ns, env=env, stdout=self._log,
-                          stderr=subprocess.STDOUT)
+        self.proc = Child(prefix + list(wrap) + [PRELOCKD, "-c", self.conf], ns=ns, env=env,
+                          stdout=self._log, stderr=subprocess.STDOUT)
         self.pid = self.proc.pid
         self.t_ready = None
 
     def wait_ready(self, timeout=60):
-        """Seconds from exec to READY=1, or None."""
-        i = self.notify.wait_for(lambda m: m == "READY=1", timeout)
-        if i is None:
-            return None
+        """Seconds from exec to READY=1, or None (at once if the daemon exits)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            i = self.notify.wait_for(lambda m: m == "READY=1", 0.2)
+            if i is not None:
+                break
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                return None
         self.t_ready = self.notify.messages[i][0]
         # READY=1 and STATUS= come in one datagram; the status file follows the pass.
         self.notify.wait_for(pass_status, 5, i)
@@ -620,24 +903,48 @@ class Prelockd:
         wait_sleeping(self.pid)
         return True
 
-    def locked_bytes(self, path=None):
+    def reload(self, timeout=60):
+        """SIGHUP (which re-reads every process, as a full pass does); returns once READY=1
+        follows RELOADING=1, the pass has reported and the daemon sleeps again."""
+        start = self.notify.count()
+        before = (self.status() or {}).get("pass", 0)
+        self.proc.send_signal(signal.SIGHUP)
+        i = self.notify.wait_for(lambda m: m.startswith("RELOADING=1"), timeout, start)
+        if i is None or self.notify.wait_for(lambda m: m == "READY=1", timeout, i) is None:
+            return False
+        self._wait_status_pass(before)
+        wait_sleeping(self.pid)
+        return True
+
+    def locked_bytes(self, paths=None):
+        """Bytes locked in all, or in the files named (a path or a list), from the status file."""
         s = self.status() or {}
-        if path is None:
+        if paths is None:
             return s.get("locked_bytes", 0)
-        return sum(f["bytes"] for f in s.get("locked", []) if f["path"] == path)
+        paths = {paths} if isinstance(paths, str) else set(paths)
+        return sum(f["bytes"] for f in s.get("locked", []) if f["path"] in paths)
+
+    def log_lines(self, pattern):
+        self._log.flush()
+        with open(self.log_path) as f:
+            return [line.rstrip("\n") for line in f if re.search(pattern, line)]
 
     def log_passes(self):
-        """{pass number: (cpu_ms, wall_ms, processes, mappings, scan_cpu_ms, lock_cpu_ms)} from
-        the daemon's log lines (the last two None from a daemon that does not split them)."""
+        """{pass number: {cpu_ms, wall_ms, processes, read, mappings, scan_ms, lock_ms}} from the
+        daemon's log lines (scan_ms and lock_ms None from a daemon that does not split them).
+        `read` is how many processes the pass read again: all of them on a full pass."""
         out = {}
         self._log.flush()
         with open(self.log_path) as f:
             for line in f:
                 m = PASS_LINE.search(line)
                 if m:
-                    split = [int(x) if x else None for x in (m.group(9), m.group(10))]
-                    out[int(m.group(1))] = (int(m.group(8)), int(m.group(11)), int(m.group(5)),
-                                            int(m.group(7)), *split)
+                    out[int(m.group(1))] = {
+                        "cpu_ms": int(m.group(8)), "wall_ms": int(m.group(11)),
+                        "processes": int(m.group(5)), "read": int(m.group(6)),
+                        "mappings": int(m.group(7)),
+                        "scan_ms": int(m.group(9)) if m.group(9) else None,
+                        "lock_ms": int(m.group(10)) if m.group(10) else None}
         return out
 
     def stop(self):
@@ -680,9 +987,10 @@ def ratio(a, b, digits=2):
     return f"{a / b:.{digits}f}×"
 
 
-def md_table(header, rows):
+def md_table(header, rows, left=1):
+    """A markdown table; the first `left` columns are text (left-aligned), the rest numbers."""
     out = ["| " + " | ".join(header) + " |",
-           "|" + "|".join("---:" if i else "---" for i in range(len(header))) + "|"]
+           "|" + "|".join("---:" if i >= left else "---" for i in range(len(header))) + "|"]
     out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
     return "\n".join(out)
 

@@ -1,8 +1,16 @@
 """Cost benchmark: what prelockd costs on a busy machine. A population of PROCS processes maps
 NLIBS generated shared libraries (real ELF objects, dlopen()ed); prelockd starts on it cold and is
-measured: time to READY, CPU of its first pass, CPU per steady rescan, RssAnon, fds held. Beside it,
-in the same run, the floor for a scanner that reads /proc/PID/maps as text: the CPU of just
-reading every maps file once (bench/readmaps.c)."""
+measured: time to READY, CPU of its first pass, of a quiet pass (SIGUSR1: only what changed is
+read again), of a full pass (SIGHUP: a reload re-reads every process), RssAnon, fds held. Each in
+both ways of reading mappings: the PROCMAP_QUERY ioctl (Linux 6.11+) and the text of
+/proc/PID/maps (what older kernels such as Debian 12's 6.1 give; tests/helpers/noquery makes the
+ioctl fail here). Beside it, in the same run, the floor for a scanner that reads /proc/PID/maps
+as text: the CPU of just reading every maps file once (bench/readmaps.c).
+
+Full passes are asked for with SIGHUP, not counted on: the daemon decides by itself when a pass
+re-reads everything (every Nth pass, or by wall time), and SIGUSR1 must not make that more
+frequent. Each pass is classed by its log line ("N processes (R read)"): full when it read
+(nearly) every process."""
 import concurrent.futures
 import hashlib
 import os
@@ -23,11 +31,31 @@ P = {
     "seed": 4242,
     "text_min_kib": 4,       # text sizes are log-uniform in [4 KiB, 2 MiB]: mostly small libraries,
     "text_max_kib": 2048,    # a few big ones, as in /usr/lib
-    "rescans": 10,           # SIGUSR1 passes measured per phase: one cycle of full_every = 10
+    "rescans": 10,           # SIGUSR1 passes measured per phase (idle, busy)
+    "full_passes": 3,        # SIGHUP passes measured (each re-reads every process)
     "reps": 5,               # daemon starts per mode (CPU times vary by +-20% on a small VM)
     "readmaps_reps": 5,
-    "modes": ["resident", "mapped", "whole"],
+    # (way of reading mappings, what) per daemon start: every mode the PROCMAP_QUERY way, the
+    # shipped default the text way.
+    "runs": [["query", "resident"], ["query", "mapped"], ["query", "whole"],
+             ["text", "resident"]],
 }
+
+WAYS = {"query": "PROCMAP_QUERY", "text": "text of /proc/PID/maps"}
+
+
+def noquery_path():
+    """tests/helpers/noquery of the same build as the bench helpers (BUILD/bench -> BUILD/helpers)."""
+    return os.environ.get("BENCH_NOQUERY",
+                          os.path.join(os.path.dirname(B.HELPERS), "helpers", "noquery"))
+
+
+def missing():
+    if any(w == "text" for w, _ in P["runs"]) and not os.access(noquery_path(), os.X_OK):
+        return [f"{noquery_path()}: the cost benchmark's text way needs it: "
+                f"make BUILD={os.path.relpath(os.path.dirname(B.HELPERS), B.ROOT)} "
+                f"{os.path.relpath(noquery_path(), B.ROOT)}"]
+    return []
 
 
 def lib_dir():
@@ -158,14 +186,37 @@ def readmaps(reps, ns):
 
 
 def rescans(d, n):
-    """CPU ms of each of n SIGUSR1 passes, from schedstat around each."""
+    """CPU ms of each of n SIGUSR1 passes, from schedstat around each: [(pass number, ms)]."""
     out = []
     for _ in range(n):
         c0 = B.cpu_ns(d.pid)
         if not d.rescan(60):
             raise RuntimeError(f"prelockd did not finish a rescan; see {d.log_path}")
-        out.append((B.cpu_ns(d.pid) - c0) / 1e6)
+        out.append(((d.status() or {}).get("pass"), (B.cpu_ns(d.pid) - c0) / 1e6))
     return out
+
+
+def reloads(d, n):
+    """CPU ms of each of n SIGHUP passes (a reload re-reads every process): [(pass, ms)]."""
+    out = []
+    for _ in range(n):
+        c0 = B.cpu_ns(d.pid)
+        if not d.reload(60):
+            raise RuntimeError(f"prelockd did not finish a reload; see {d.log_path}")
+        out.append(((d.status() or {}).get("pass"), (B.cpu_ns(d.pid) - c0) / 1e6))
+    return out
+
+
+def is_full(log_pass):
+    """A pass that read (nearly) every process again: a few may have come or gone meanwhile."""
+    return log_pass is not None and log_pass["read"] >= 0.9 * log_pass["processes"]
+
+
+def split_passes(measured, log):
+    """Splits [(pass, ms)] into quiet and full ones by the daemon's log lines."""
+    quiet = [ms for n, ms in measured if not is_full(log.get(n))]
+    full = [ms for n, ms in measured if is_full(log.get(n))]
+    return quiet, full
 
 
 def vmtouch_lock(reps):
@@ -187,44 +238,53 @@ def vmtouch_lock(reps):
     return out
 
 
-def daemon_run(mode, rep, workdir, lib_re, pop, ns):
-    d = B.Prelockd(os.path.join(workdir, f"cost-{mode}-{rep}"), {
-        "include": lib_re, "what": mode}, ns=ns)
-    r = {"mode": mode, "rep": rep}
+def daemon_run(way, mode, rep, workdir, lib_re, pop, ns):
+    wrap = [noquery_path()] if way == "text" else []
+    d = B.Prelockd(os.path.join(workdir, f"cost-{way}-{mode}-{rep}"), {
+        "include": lib_re, "what": mode}, ns=ns, wrap=wrap)
+    r = {"way": way, "mode": mode, "rep": rep}
     try:
         ready_s = d.wait_ready(120)
         if ready_s is None:
-            raise RuntimeError(f"prelockd ({mode}) did not get ready; see {d.log_path}")
+            raise RuntimeError(f"prelockd ({way}, {mode}) did not get ready; see {d.log_path}")
         B.wait_sleeping(d.pid)
         r["ready_ms"] = round(ready_s * 1000, 1)
         r["cpu_to_ready_ms"] = round(B.cpu_ns(d.pid) / 1e6, 1)
-        passes = d.log_passes()
-        if 1 in passes:
-            r["first_pass_cpu_ms"], r["first_pass_wall_ms"] = passes[1][0], passes[1][1]
-            r["processes"], r["mappings"] = passes[1][2], passes[1][3]
+        first = d.log_passes().get(1)
+        if first:
+            r["first_pass_cpu_ms"], r["first_pass_wall_ms"] = first["cpu_ms"], first["wall_ms"]
+            r["processes"], r["mappings"] = first["processes"], first["mappings"]
             # The daemon's own split: finding what to lock, and locking it (mostly the kernel
             # populating and locking pages, as for vmtouch -l).
-            r["first_pass_scan_ms"], r["first_pass_lock_ms"] = passes[1][4], passes[1][5]
+            r["first_pass_scan_ms"], r["first_pass_lock_ms"] = first["scan_ms"], first["lock_ms"]
         r["rss_anon_kib_ready"] = B.proc_status(d.pid, "RssAnon") // 1024
-        # Passes 2-11 with every process idle, 12-21 with a tenth of them busy; each series
-        # holds one full pass (every 10th re-reads every process).
+        # Quiet passes: SIGUSR1 with every process idle, then with a tenth of them busy. A pass
+        # the daemon makes full by itself (its own schedule) is counted apart.
+        measured = {}
         for phase in ("idle", "busy"):
             pop.busy(phase == "busy")
             if phase == "busy":
                 time.sleep(0.5)
-            per_pass = rescans(d, P["rescans"])
-            r[f"{phase}_cpu_ms"] = [round(x, 3) for x in per_pass]
-            r[f"{phase}_median_ms"] = round(B.median(per_pass), 3)
-            r[f"{phase}_mean_ms"] = round(sum(per_pass) / len(per_pass), 3)
-            r[f"{phase}_max_ms"] = round(max(per_pass), 3)
+            measured[phase] = rescans(d, P["rescans"])
         pop.busy(False)
-        passes = d.log_passes()
+        # Full passes, asked for: a reload re-reads every process.
+        measured["reload"] = reloads(d, P["full_passes"])
+        log = d.log_passes()
+        for phase in ("idle", "busy"):
+            quiet, full = split_passes(measured[phase], log)
+            r[f"{phase}_cpu_ms"] = [round(ms, 3) for _, ms in measured[phase]]
+            r[f"{phase}_quiet_ms"] = round(B.median(quiet), 3) if quiet else None
+            r[f"{phase}_own_full_ms"] = [round(x, 1) for x in full]
+        quiet, full = split_passes(measured["reload"], log)
+        r["reload_cpu_ms"] = [round(ms, 3) for _, ms in measured["reload"]]
+        r["full_ms"] = round(B.median(full), 2) if full else None
+        r["full_log_ms"] = B.median([log[n]["cpu_ms"] for n, _ in measured["reload"]
+                                     if is_full(log.get(n))])
+        if quiet:
+            r["note"] = f"{len(quiet)} of {len(measured['reload'])} SIGHUP passes were not full"
         # The log line's CPU covers the pass up to its summary: not the status file rewrite,
         # the notification or the event loop, which schedstat above includes.
-        r["rescan_log_cpu_ms"] = {n: v[0] for n, v in passes.items() if n > 1}
-        quick = [v[0] for n, v in passes.items() if 1 < n <= 1 + P["rescans"] and n % 10 != 1]
-        r["log_quick_pass_ms"] = B.median(quick)
-        r["log_full_pass_ms"] = passes.get(11, (None,))[0]
+        r["log_cpu_ms"] = {n: v["cpu_ms"] for n, v in log.items()}
         r["rss_anon_kib"] = B.proc_status(d.pid, "RssAnon") // 1024
         r["vm_hwm_kib"] = B.proc_status(d.pid, "VmHWM") // 1024
         r["fds"] = B.fd_count(d.pid)
@@ -234,6 +294,8 @@ def daemon_run(mode, rep, workdir, lib_re, pop, ns):
         r["budget_mib"] = round(st.get("budget_bytes", 0) / B.MiB, 1)
         r["vmlck_mib"] = round((B.proc_status(d.pid, "VmLck") or 0) / B.MiB, 1)
         r["total_cpu_ms"] = round(B.cpu_ns(d.pid) / 1e6, 1)
+        if d.log_lines(r"cannot read \S*pagemap"):
+            r["pagemap_fallback"] = True
     finally:
         r["exit"] = d.stop()
     return r
@@ -262,15 +324,16 @@ def run_all(workdir):
         res["include"] = lib_re
         runs = []
         for rep in range(1, P["reps"] + 1):
-            for mode in P["modes"]:
-                r = daemon_run(mode, rep, workdir, lib_re, pop, ns)
+            for way, mode in P["runs"]:
+                r = daemon_run(way, mode, rep, workdir, lib_re, pop, ns)
                 runs.append(r)
-                B.log(f"  cost {mode:9} rep {rep}: READY {r['ready_ms']} ms, first pass "
-                      f"{r.get('first_pass_cpu_ms')} ms CPU; rescans idle median "
-                      f"{r['idle_median_ms']} / mean {r['idle_mean_ms']} / max {r['idle_max_ms']} "
-                      f"ms CPU, busy median {r['busy_median_ms']} / mean {r['busy_mean_ms']} ms; "
-                      f"RssAnon {r['rss_anon_kib']} KiB, {r['fds']} fds, {r['locked_files']} files, "
-                      f"{r['locked_mib']} MiB locked")
+                B.log(f"  cost {way:5} {mode:9} rep {rep}: READY {r['ready_ms']} ms, first pass "
+                      f"{r.get('first_pass_cpu_ms')} ms CPU; quiet pass idle {r['idle_quiet_ms']} "
+                      f"/ busy {r['busy_quiet_ms']} ms CPU; full pass (SIGHUP) {r['full_ms']} ms "
+                      f"CPU; RssAnon {r['rss_anon_kib']} KiB, {r['fds']} fds, "
+                      f"{r['locked_files']} files, {r['locked_mib']} MiB locked"
+                      f"{'; the daemon made a full pass by itself: %s ms' % (r['idle_own_full_ms'] + r['busy_own_full_ms']) if r['idle_own_full_ms'] or r['busy_own_full_ms'] else ''}"
+                      f"{'; ' + r['note'] if r.get('note') else ''}")
         res["runs"] = runs
         res["readmaps_after"] = readmaps(P["readmaps_reps"], ns)
         pop.stop()
@@ -289,45 +352,79 @@ def summary(res):
            "readmaps_procs": B.median([r["procs"] for r in rm]),
            "vmtouch_lock_cpu_ms": B.median([r["cpu_ms"] for r in res["vmtouch_lock"]]),
            "vmtouch_lock_mib": B.median([r["locked_mib"] for r in res["vmtouch_lock"]]),
-           "modes": {}}
-    for mode in P["modes"]:
-        rs = [r for r in res["runs"] if r["mode"] == mode]
+           "runs": {}}
+    for way, mode in P["runs"]:
+        rs = [r for r in res["runs"] if r["way"] == way and r["mode"] == mode]
         if not rs:
             continue
-        out["modes"][mode] = {k: B.median([r.get(k) for r in rs]) for k in (
+        m = {k: B.median([r.get(k) for r in rs]) for k in (
             "ready_ms", "cpu_to_ready_ms", "first_pass_cpu_ms", "first_pass_wall_ms",
-            "first_pass_scan_ms", "first_pass_lock_ms",
-            "idle_median_ms", "idle_mean_ms", "idle_max_ms", "busy_median_ms", "busy_mean_ms",
-            "busy_max_ms", "log_quick_pass_ms", "log_full_pass_ms", "rss_anon_kib", "vm_hwm_kib",
-            "fds", "locked_files", "locked_mib", "processes", "mappings")}
-        out["modes"][mode]["rss_anon_kib_max"] = max(r["rss_anon_kib"] for r in rs)
-        out["modes"][mode]["reps"] = len(rs)
+            "first_pass_scan_ms", "first_pass_lock_ms", "idle_quiet_ms", "busy_quiet_ms",
+            "full_ms", "full_log_ms", "rss_anon_kib", "vm_hwm_kib", "fds", "locked_files",
+            "locked_mib", "processes", "mappings")}
+        m["own_full_ms"] = B.median([x for r in rs for x in r["idle_own_full_ms"] +
+                                     r["busy_own_full_ms"]])
+        m["rss_anon_kib_max"] = max(r["rss_anon_kib"] for r in rs)
+        m["pagemap_fallback"] = any(r.get("pagemap_fallback") for r in rs)
+        m["reps"] = len(rs)
+        out["runs"][f"{way}/{mode}"] = dict(m, way=way, mode=mode)
     return out
 
 
 def tables(s):
     floor = s["readmaps_cpu_ms"]
-    start, rescan = [], []
-    for mode, m in s["modes"].items():
-        name = mode + (" (default)" if mode == "resident" else "")
-        start.append([name, B.fmt(m["ready_ms"], 0), B.fmt(m["cpu_to_ready_ms"], 0),
-                      B.fmt(m["first_pass_cpu_ms"], 0),
-                      f'{B.fmt(m["first_pass_scan_ms"], 0)} + {B.fmt(m["first_pass_lock_ms"], 0)}',
-                      B.ratio(m["first_pass_scan_ms"], floor), B.fmt(m["rss_anon_kib"], 0), B.fmt(m["fds"], 0), B.fmt(m["locked_files"], 0),
-                      B.fmt(m["locked_mib"], 0)])
-        rescan.append([name, B.fmt(m["idle_median_ms"], 2), B.fmt(m["idle_mean_ms"], 2),
-                       B.fmt(m["idle_max_ms"], 1), B.ratio(m["idle_mean_ms"], floor),
-                       B.fmt(m["busy_median_ms"], 2), B.fmt(m["busy_mean_ms"], 2),
-                       B.fmt(m["busy_max_ms"], 1), B.ratio(m["busy_mean_ms"], floor)])
-    floor_row = ["read every maps file as text (floor)", "–", "–", B.fmt(floor, 0),
+    start, passes = [], []
+    for key, m in s["runs"].items():
+        name = [WAYS[m["way"]], m["mode"] + (" (default)" if m["mode"] == "resident" else "")
+                + (" ¹" if m["pagemap_fallback"] else "")]
+        start.append(name + [B.fmt(m["ready_ms"], 0), B.fmt(m["cpu_to_ready_ms"], 0),
+                             B.fmt(m["first_pass_cpu_ms"], 0),
+                             f'{B.fmt(m["first_pass_scan_ms"], 0)} + {B.fmt(m["first_pass_lock_ms"], 0)}',
+                             B.ratio(m["first_pass_cpu_ms"], floor),
+                             B.fmt(m["rss_anon_kib"], 0), B.fmt(m["fds"], 0),
+                             B.fmt(m["locked_files"], 0), B.fmt(m["locked_mib"], 0)])
+        passes.append(name + [B.fmt(m["idle_quiet_ms"], 2), B.fmt(m["busy_quiet_ms"], 2),
+                              B.ratio(max(x for x in (m["idle_quiet_ms"], m["busy_quiet_ms"], 0)
+                                          if x is not None), floor),
+                              B.fmt(m["full_ms"], 1), B.ratio(m["full_ms"], floor),
+                              B.fmt(m["own_full_ms"], 1)])
+    floor_row = ["read every maps file as text (floor)", "–", "–", "–", B.fmt(floor, 0),
                  f"{B.fmt(floor, 0)} + –", "1.00×", "–", "–", "–", "–"]
-    lock_row = ["vmtouch -l of every library (locking alone)", "–", "–",
+    lock_row = ["vmtouch -l of every library (locking alone)", "–", "–", "–",
                 B.fmt(s["vmtouch_lock_cpu_ms"], 0), f"– + {B.fmt(s['vmtouch_lock_cpu_ms'], 0)}",
                 "–", "–", "–", "1000", B.fmt(s["vmtouch_lock_mib"], 0)]
-    t1 = B.md_table(["prelockd what =", "READY ms", "CPU to READY ms", "first pass CPU ms",
-                     "of which scanning + locking ms", "scanning vs text floor", "RssAnon KiB",
-                     "fds", "files locked", "MiB locked"], start + [floor_row, lock_row])
-    t2 = B.md_table(["prelockd what =", "idle: median ms", "idle: mean ms", "idle: max ms (full pass)",
-                     "idle mean vs floor", "busy: median ms", "busy: mean ms", "busy: max ms",
-                     "busy mean vs floor"], rescan)
+    t1 = B.md_table(["reading mappings by", "what =", "READY ms", "CPU to READY ms",
+                     "first pass CPU ms", "of which scanning + locking ms",
+                     "first pass vs text floor", "RssAnon KiB", "fds", "files locked",
+                     "MiB locked"], start + [floor_row, lock_row], left=2)
+    t2 = B.md_table(["reading mappings by", "what =", "quiet pass, idle: median ms",
+                     "quiet pass, busy: median ms", "quiet vs floor (the larger)",
+                     "full pass (SIGHUP): median ms", "full vs floor",
+                     "full passes the daemon made by itself: median ms"], passes, left=2)
     return t1, t2
+
+
+def targets(s):
+    """Issue 11's cost targets, on the shipped default `what`, for each way of reading:
+    [{group, target, measured, limit, met}]."""
+    floor, out = s["readmaps_cpu_ms"], []
+    for key, m in s["runs"].items():
+        if m["mode"] != "resident":
+            continue
+        g = f"cost, {WAYS[m['way']]}, default config"
+
+        def add(target, value, factor, unit="ms"):
+            ok = value is not None and value <= factor * floor
+            out.append({"group": g, "target": f"{target} <= {factor} x reading every maps "
+                                                f"file as text ({floor:.0f} ms)",
+                        "measured": f"{B.fmt(value, 1)} {unit} ({B.ratio(value, floor)})",
+                        "limit": f"{factor * floor:.1f} {unit}", "met": ok})
+
+        add("first pass CPU", m["first_pass_cpu_ms"], 1.3)
+        quiet = max(x for x in (m["idle_quiet_ms"], m["busy_quiet_ms"], 0) if x is not None)
+        add("quiet pass CPU (larger of idle and busy medians)", quiet, 0.1)
+        add("full pass CPU (SIGHUP)", m["full_ms"], 1.2)
+        out.append({"group": g, "target": "RssAnon <= 1 MiB (largest of all starts)",
+                    "measured": f"{m['rss_anon_kib_max']:.0f} KiB", "limit": "1024 KiB",
+                    "met": m["rss_anon_kib_max"] <= 1024})
+    return out

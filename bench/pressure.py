@@ -1,16 +1,30 @@
 """Pressure benchmark: does a locker keep an interactive program responsive while a memory hog
 drives its memory cgroup into the OOM killer, and how much does it lock to do so?
 
-One run: the file is evicted from the page cache; the stand-in starts in a fresh memory cgroup
-and faults its working set in there (so those pages are charged to the cgroup, as a desktop
-program's code is charged to its session); once it is warm, the locker under test starts outside
-the cgroup and locks; then the hog starts in the cgroup and grows past the limit. Rounds of the
-stand-in are measured in a fixed window from the hog's start (growth, OOM kill, recovery).
-Without a locker the hog's growth evicts the working set, which is refaulted from disk each round:
-that is the thrashing the lockers are there to prevent.
+Two programs stand in for the interactive one. "synthetic" (bench/standin.c) maps a generated
+file as code and as read-only data and touches a working set of both every round. "python" is a
+real program: the Debian Python interpreter running bench/realprog.py, whose working set is the
+code and the read-only data (unicodedata, codec tables, libcrypto's tables) of the interpreter
+and its extension modules and libraries. Both live under BENCH_PROGRAM_DIR (/opt/prelockd-bench),
+where the shipped `include` rule matches them, and prelockd runs on its shipped config, as its
+shipped unit runs it.
+
+One run: the program's files are evicted from the page cache; the program starts in a fresh
+memory cgroup and faults its working set in there (so those pages are charged to the cgroup, as
+a desktop program's are charged to its session); once it is warm, the locker under test starts
+outside the cgroup and locks; then the hog starts in the cgroup and grows past the limit. Rounds
+are measured in a fixed window from the hog's start (growth, OOM kill, recovery). Without a
+locker the hog's growth evicts the working set, which is refaulted from disk each round: that is
+the thrashing the lockers are there to prevent.
+
+Scenario "prelockd-late" is the other order, the common one on a desktop: prelockd starts first
+(default interval, 60 s) and has done its passes; the program starts after the last one, runs
+alone for a few seconds, and then the hog starts. Nothing but a pass the daemon makes by itself
+(on pressure) can protect the program there.
 """
 import os
 import re
+import shutil
 import subprocess
 import threading
 import time
@@ -18,83 +32,210 @@ import time
 import benchlib as B
 
 P = {
-    "file_mib": 64,                   # the stand-in's executable: over the older prelockd's cap
-    "working_set": "4:4,20:4,36:4,52:4",  # OFFSET:LENGTH MiB chunks each round calls into
-    "working_set_mib": 16,
-    "limit_mib": 48,                  # the cgroup's hard limit
-    "period_ms": 20,                  # one stand-in round every 20 ms
+    "limit_mib": 64,                  # the cgroup's hard limit
+    "period_ms": 20,                  # one round every 20 ms
     "hog_step_mib": 2,                # the hog grows 2 MiB every 100 ms...
     "hog_period_ms": 100,
     "hog_max_mib": 512,               # ...up to far past the limit
     "window_s": 6.0,                  # rounds measured from the hog's start
-    "settle_s": 0.5,                  # warm stand-in runs alone this long before the locker starts
-    "reps": 5,                        # round latency is noisy on a small VM: medians of 5
+    "settle_s": 0.5,                  # warm program runs alone this long before the locker starts
+    "late_gap_s": 3.0,                # prelockd-late: the program runs alone this long before the hog
+    "reps": 3,                        # medians of 3; the targets look at the worst run
+    "programs": ["synthetic", "python"],
 }
 
-WARM_ROUNDS = 5  # the stand-in is "ready" after these: its working set is then in memory
+SYNTHETIC = {
+    "file_mib": 80,                   # 64 MiB of code (over the older prelockd's 50 MiB cap)...
+    "code_mib": 64,
+    "code_ws": "4:4,20:4,36:4,52:4",  # ...of which it calls into 16 MiB each round,
+    "data_ws": "4:4,12:4",            # and 16 MiB of read-only data, of which it reads 8 MiB
+    "ws_mib": 24,
+}
+
+WARM_ROUNDS = 5  # the program is "ready" after these: its working set is then in memory
 
 SCENARIOS = ["baseline", "none", "vmtouch", "memlockd",
-             "prelockd-whole", "prelockd-mapped", "prelockd-resident"]
+             "prelockd-whole", "prelockd-mapped", "prelockd-resident", "prelockd-late"]
 LOCKERS = {"none": "no locker", "baseline": "unpressured (no hog)",
            "vmtouch": "vmtouch -l", "memlockd": "memlockd",
            "prelockd-whole": "prelockd whole", "prelockd-mapped": "prelockd mapped",
-           "prelockd-resident": "prelockd resident (default)"}
-
-
-def stand_in_dir():
-    return os.path.join(B.DATA, "pressure")
-
-
-def stand_in_file():
-    """The stand-in's executable: FILE_MIB of random bytes, non-sparse, every page starting with
-    `ret` so that the stand-in can call into each page. Generated once."""
-    os.makedirs(stand_in_dir(), exist_ok=True)
-    path = os.path.join(stand_in_dir(), "standin.bin")
-    size = P["file_mib"] * B.MiB
-    if os.path.exists(path) and os.path.getsize(path) == size:
-        with open(path, "rb") as f:
-            if f.read(1) == b"\xc3":
-                return path
-    data = bytearray(os.urandom(size))
-    data[::B.PAGE] = b"\xc3" * (size // B.PAGE)
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.chmod(tmp, 0o755)
-    os.rename(tmp, path)
-    return path
+           "prelockd-resident": "prelockd (shipped defaults)",
+           "prelockd-late": "prelockd (shipped defaults), program started after its last pass"}
+DAEMON_MODES = {"prelockd-whole": "whole", "prelockd-mapped": "mapped",
+                "prelockd-resident": None, "prelockd-late": None}  # None: the shipped `what`
 
 
 def ere_escape(s):
     return re.sub(r"([.\[\]()*+?{}|^$\\])", r"\\\1", s)
 
 
-class StandIn:
-    """The stand-in process; a thread collects its rounds as they come."""
+# --- the programs ------------------------------------------------------------------------------
 
-    def __init__(self, cg, path):
-        self.proc = B.Child(
-            [os.path.join(B.HELPERS, "standin"), "-g", cg.procs, "-p", str(P["period_ms"]),
-             "-d", "120", "-w", str(WARM_ROUNDS), path, P["working_set"]],
-            stdout=subprocess.PIPE, text=True)
+class Rounds:
+    """A running program that prints "r START_NS LATENCY_NS MAJFLT MINFLT" per round and "ready"
+    after its warm rounds; a thread collects them as they come."""
+
+    def __init__(self, args, env=None):
+        self.proc = B.Child(args, env=env, stdout=subprocess.PIPE, text=True)
+        self.pid = self.proc.pid
         self.rounds = []           # (start_ns, latency_ns, majflt, minflt)
-        self.resident = None
         self.ready = threading.Event()
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self):
         for line in self.proc.stdout:
             f = line.split()
-            if f[0] == "r":
+            if f and f[0] == "r":
                 self.rounds.append(tuple(int(x) for x in f[1:5]))
-            elif f[0] == "resident":
-                self.resident = int(f[1])
-            elif f[0] == "ready":
+            elif f and f[0] == "ready":
                 self.ready.set()
         self.ready.set()
 
+
+class Synthetic:
+    """bench/standin.c on a generated file: SYNTHETIC["code_mib"] of code, every page starting
+    with `ret`, then read-only data; both mapped as an ELF object's text and rodata are."""
+    name = "synthetic"
+
+    def prepare(self):
+        d = os.path.join(B.PROGRAMS, "synthetic")
+        os.makedirs(d, exist_ok=True)
+        os.chmod(B.PROGRAMS, 0o755)
+        path = os.path.join(d, "standin.bin")
+        size, code = SYNTHETIC["file_mib"] * B.MiB, SYNTHETIC["code_mib"] * B.MiB
+        if not (os.path.exists(path) and os.path.getsize(path) == size
+                and open(path, "rb").read(1) == b"\xc3"):
+            data = bytearray(os.urandom(size))
+            data[0:code:B.PAGE] = b"\xc3" * (code // B.PAGE)
+            tmp = path + ".tmp"
+            with open(tmp, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.chmod(tmp, 0o755)
+            os.rename(tmp, path)
+        self.files = [path]
+        self.path = path
+
+    def describe(self):
+        S = SYNTHETIC
+        return (f"synthetic: bench/standin.c on a {S['file_mib']} MiB file, its first "
+                f"{S['code_mib']} MiB mapped r-x (calls into {S['code_ws']} MiB chunks each round), "
+                f"the rest r-- (reads a word of each page of {S['data_ws']} MiB chunks of it): "
+                f"a {S['ws_mib']} MiB working set")
+
+    def start(self, cg):
+        S = SYNTHETIC
+        return Rounds([os.path.join(B.HELPERS, "standin"), "-g", cg.procs,
+                       "-p", str(P["period_ms"]), "-d", "120", "-w", str(WARM_ROUNDS),
+                       "-c", str(S["code_mib"]), self.path, S["code_ws"], S["data_ws"]])
+
+
+class Python:
+    """The Debian Python interpreter (BENCH_PYTHON, /usr/bin/python3) running bench/realprog.py.
+    The interpreter, the extension modules it loads and the libraries they need (all but glibc's,
+    which every process shares) are copied under BENCH_PROGRAM_DIR: the copies are inodes that
+    no other process maps, so the bench can evict them and the hog can take them, as for a
+    program nothing else on the machine runs. Same bytes, same mappings, same work."""
+    name = "python"
+    # glibc's objects are mapped by every process: they are never cold, and not this program's.
+    SHARED = re.compile(r"/(ld-linux[^/]*|libc\.so[^/]*|libm\.so[^/]*|gconv/[^/]*|locale/.*)$")
+
+    def __init__(self):
+        self.system = os.path.realpath(os.environ.get("BENCH_PYTHON", "/usr/bin/python3"))
+        self.script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "realprog.py")
+        self.dir = os.path.join(B.PROGRAMS, "python")
+
+    def _env(self):
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "LD_"))}
+        env.update(PYTHONHOME="/usr", PYTHONDONTWRITEBYTECODE="1",
+                   PYTHONPATH=os.path.join(self.dir, "lib-dynload"),
+                   LD_LIBRARY_PATH=os.path.join(self.dir, "lib"), LC_ALL="C.UTF-8")
+        return env
+
+    def _probe(self, python, env=None):
+        out = subprocess.run([python, "-S", self.script, "--probe"], env=env,
+                             capture_output=True, text=True)
+        if out.returncode:
+            raise RuntimeError(f"{python} {self.script} --probe failed: {out.stderr.strip()}")
+        return [line[4:] for line in out.stdout.splitlines() if line.startswith("map ")]
+
+    def prepare(self):
+        """Copies what the system interpreter maps for realprog.py (once; again when a source
+        changed), then checks that the copy maps only copies and glibc."""
+        bindir, dyn, lib = (os.path.join(self.dir, x) for x in ("bin", "lib-dynload", "lib"))
+        for d in (bindir, dyn, lib):
+            os.makedirs(d, exist_ok=True)
+        for d in (B.PROGRAMS, self.dir, bindir, dyn, lib):
+            os.chmod(d, 0o755)
+        self.python = os.path.join(bindir, os.path.basename(self.system))
+        for src in self._probe(self.system, env={"LC_ALL": "C.UTF-8", "PATH": "/usr/bin:/bin"}):
+            if self.SHARED.search(src):
+                continue
+            if os.path.realpath(src) == self.system:
+                dst = self.python
+            elif "/lib-dynload/" in src:
+                dst = os.path.join(dyn, os.path.basename(src))
+            else:
+                dst = os.path.join(lib, os.path.basename(src))
+                # The loader looks the library up by its soname (libz.so.1), not its file name.
+                soname = soname_of(src)
+                if soname and soname != os.path.basename(src):
+                    link = os.path.join(lib, soname)
+                    if not os.path.islink(link):
+                        if os.path.lexists(link):
+                            os.unlink(link)
+                        os.symlink(os.path.basename(src), link)
+            st = os.stat(src)
+            if not (os.path.exists(dst) and os.path.getsize(dst) == st.st_size
+                    and os.stat(dst).st_mtime == st.st_mtime):
+                shutil.copy2(src, dst + ".tmp")
+                with open(dst + ".tmp", "rb") as f:
+                    os.fsync(f.fileno())
+                os.rename(dst + ".tmp", dst)
+            os.chmod(dst, 0o755)
+        mapped = self._probe(self.python, env=self._env())
+        foreign = [m for m in mapped if not m.startswith(self.dir + "/") and not self.SHARED.search(m)]
+        if foreign:
+            raise RuntimeError(f"the copied interpreter still maps files outside {self.dir}: "
+                               f"{', '.join(foreign)}")
+        self.files = [m for m in mapped if m.startswith(self.dir + "/")]
+
+    def describe(self):
+        return (f"python: {self.system} (copied to {self.dir} with the {len(self.files) - 1} "
+                f"extension modules and libraries it maps) running bench/realprog.py: Unicode "
+                f"database look-ups, normalization and case mapping, CJK and other codecs, re, "
+                f"json, zlib/bz2/lzma, hashlib (libcrypto), decimal every round")
+
+    def start(self, cg):
+        # The shell joins the cgroup and then becomes the interpreter, so that everything the
+        # interpreter faults in is charged to the cgroup.
+        return Rounds(["/bin/sh", "-c", 'echo $$ > "$0" && exec "$@"', cg.procs, self.python,
+                       "-S", self.script, "-p", str(P["period_ms"]), "-d", "120",
+                       "-w", str(WARM_ROUNDS)], env=self._env())
+
+
+def soname_of(path):
+    out = subprocess.run(["objdump", "-p", path], capture_output=True, text=True).stdout
+    m = re.search(r"^\s*SONAME\s+(\S+)", out, re.M)
+    return m.group(1) if m else None
+
+
+PROGRAMS = {"synthetic": Synthetic, "python": Python}
+
+
+def working_set(pid, files):
+    """Resident bytes of the program's own files in its mappings: code (r-x), read-only data
+    (r--) and the rest (private writable)."""
+    m = B.smaps_by_file(pid, files) or {}
+    out = {"code": 0, "rodata": 0, "other": 0}
+    for (_, perms), v in m.items():
+        kind = "code" if "x" in perms else "rodata" if perms.startswith("r-") else "other"
+        out[kind] += v["rss"]
+    return out
+
+
+# --- the hog and the lockers -------------------------------------------------------------------
 
 class Hog:
     def __init__(self, cg):
@@ -123,45 +264,54 @@ class Hog:
 
 
 class Locker:
-    """A peer or prelockd, started outside the cgroup under test."""
+    """A peer or prelockd, started outside the cgroup under test. The peers lock the program's
+    own files whole, as their users would list them; prelockd runs on the shipped config."""
 
-    def __init__(self, scenario, path, workdir):
-        self.scenario, self.path, self.proc, self.daemon = scenario, path, None, None
-        self.size = os.path.getsize(path)
+    def __init__(self, scenario, files, workdir):
+        self.scenario, self.files, self.proc, self.daemon = scenario, files, None, None
+        self.size = sum(os.path.getsize(f) for f in files)
         if scenario == "vmtouch":
             self.log = open(os.path.join(workdir, "vmtouch.log"), "w")
-            self.proc = B.Child([B.tool_path("vmtouch"), "-l", path],
+            self.proc = B.Child([B.tool_path("vmtouch"), "-l"] + files,
                                 stdout=self.log, stderr=subprocess.STDOUT)
         elif scenario == "memlockd":
             cfg = os.path.join(workdir, "memlockd.cfg")
             with open(cfg, "w") as f:
-                f.write(path + "\n")
+                f.writelines(p + "\n" for p in files)
             self.log = open(os.path.join(workdir, "memlockd.log"), "w")
             self.proc = B.Child([B.tool_path("memlockd"), "-d", "-c", cfg],
                                 stdout=self.log, stderr=subprocess.STDOUT)
         elif scenario.startswith("prelockd-"):
-            self.daemon = B.Prelockd(os.path.join(workdir, scenario), {
-                # Only the stand-in's directory: the cost benchmark's libraries are elsewhere.
-                "include": "^" + ere_escape(stand_in_dir()) + "/",
-                "what": scenario.split("-", 1)[1]})
+            what = DAEMON_MODES[scenario]
+            self.daemon = B.Prelockd(os.path.join(workdir, scenario),
+                                     {"what": what} if what else None)
             self.proc = self.daemon.proc
 
     def wait_locked(self, timeout=30):
-        """Waits until the file is locked; returns a note on failure, else None."""
+        """Waits until the program's files are locked; returns a note on failure, else None."""
         if self.daemon:
             if self.daemon.wait_ready(timeout) is None:
                 return "prelockd never sent READY=1"
-            # The first pass saw the warm stand-in; one more, as a periodic rescan would do.
+            # The first pass saw the warm program; one more, as a periodic rescan would do.
             if not self.daemon.rescan(timeout):
                 return "prelockd did not finish the SIGUSR1 pass"
-            if self.daemon.locked_bytes(self.path) <= 0:
-                return "prelockd did not lock the stand-in's file"
+            if self.daemon.locked_bytes(self.files) <= 0:
+                return "prelockd did not lock the program's files"
             return None
         ok = B.wait_for(lambda: (B.proc_status(self.proc.pid, "VmLck") or 0) >= self.size, timeout)
         if not ok:
-            return f"{self.scenario} did not lock the file (VmLck " \
+            return f"{self.scenario} did not lock the files (VmLck " \
                    f"{(B.proc_status(self.proc.pid, 'VmLck') or 0) // B.MiB} MiB)"
         return None
+
+    def notes(self):
+        """What the daemon said it could not do (a fallback), once per kind."""
+        if not self.daemon:
+            return []
+        out = []
+        if self.daemon.log_lines(r"cannot read \S*pagemap"):
+            out.append("pagemap unreadable: resident fell back to what processes map")
+        return out
 
     def stop(self):
         if self.daemon:
@@ -171,6 +321,8 @@ class Locker:
             self.log.close()
 
 
+# --- one run -----------------------------------------------------------------------------------
+
 def summarize_rounds(rounds, t0_ns, window_s):
     w = [r for r in rounds if t0_ns <= r[0] < t0_ns + window_s * 1e9]
     lat = [r[1] / 1e6 for r in w]
@@ -178,44 +330,72 @@ def summarize_rounds(rounds, t0_ns, window_s):
         "rounds": len(w),
         "p50_ms": B.percentile(lat, 50), "p99_ms": B.percentile(lat, 99),
         "max_ms": max(lat) if lat else None,
-        "majflt": sum(r[2] for r in w),
+        "majflt_rounds": sum(r[2] for r in w),
         "rounds_over_50ms": sum(1 for x in lat if x > 50),
+        "rounds_over_100ms": sum(1 for x in lat if x > 100),
     }
 
 
-def one_run(scenario, rep, path, workdir):
-    B.evict(path)
+def daemon_pass(locker):
+    return ((locker.daemon.status() or {}).get("pass", 0)) if locker and locker.daemon else None
+
+
+def one_run(program, scenario, rep, workdir):
     cg = B.Cgroup(f"prelockd-bench-{os.getpid()}", P["limit_mib"] * B.MiB)
-    s = StandIn(cg, path)
-    locker = hog = None
-    run = {"scenario": scenario, "rep": rep, "cgroup": cg.mode, "note": ""}
+    late = scenario == "prelockd-late"
+    locker = hog = s = None
+    run = {"program": program.name, "scenario": scenario, "rep": rep, "cgroup": cg.mode,
+           "note": ""}
+    notes = []
     try:
-        if not s.ready.wait(20) or s.proc.poll() is not None:
-            raise RuntimeError(f"stand-in did not get ready (exit {s.proc.poll()})")
-        run["resident_at_start_pages"] = s.resident
-        time.sleep(P["settle_s"])
-        run["cgroup_before_hog_mib"] = round(cg.usage() / B.MiB, 1)
         mlocked0 = B.meminfo("Mlocked")
-        if scenario not in ("none", "baseline"):
-            locker = Locker(scenario, path, workdir)
+        if late:
+            # The daemon first: its start-up passes are over before the program exists.
+            locker = Locker(scenario, program.files, workdir)
+            if locker.daemon.wait_ready(30) is None:
+                notes.append("prelockd never sent READY=1")
+            B.wait_sleeping(locker.daemon.pid)
+        for f in program.files:
+            B.evict(f)
+        run["cached_at_start_kib"] = B.cached_bytes(program.files) // 1024
+        pass_at_start = daemon_pass(locker)
+        s = program.start(cg)
+        if not s.ready.wait(30) or s.proc.poll() is not None:
+            raise RuntimeError(f"{program.name} did not get ready (exit {s.proc.poll()})")
+        ws = working_set(s.pid, program.files)
+        run["ws_code_mib"] = round(ws["code"] / B.MiB, 1)
+        run["ws_rodata_mib"] = round(ws["rodata"] / B.MiB, 1)
+        time.sleep(P["late_gap_s"] if late else P["settle_s"])
+        run["cgroup_before_hog_mib"] = round(cg.usage() / B.MiB, 1)
+        if scenario not in ("none", "baseline") and not late:
+            locker = Locker(scenario, program.files, workdir)
             note = locker.wait_locked()
             if note:
-                run["note"] = note
+                notes.append(note)
             time.sleep(0.2)
-        run["locked_mib"] = round((B.meminfo("Mlocked") - mlocked0) / B.MiB, 1)
-        # Mlocked is machine-wide; what the locker holds locked itself is the cross-check.
-        run["locker_locked_rss_mib"] = round((B.locked_rss(locker.proc.pid) or 0) / B.MiB, 1) \
+        run["machine_mlocked_mib"] = round((B.meminfo("Mlocked") - mlocked0) / B.MiB, 1)
+        # What the locker holds locked of the program's own files (its smaps): comparable
+        # between lockers whatever else prelockd locks on the machine with its shipped include.
+        run["locked_mib"] = round((B.locked_rss_of(locker.proc.pid, program.files) or 0) / B.MiB, 1) \
             if locker else 0.0
+        if locker and locker.daemon:
+            run["status_locked_mib"] = round(locker.daemon.locked_bytes(program.files) / B.MiB, 1)
         run["cgroup_unevictable_mib"] = round(cg.unevictable() / B.MiB, 1)
+        run["daemon_pass_before_hog"] = daemon_pass(locker)
         if scenario == "baseline":
             t0 = time.monotonic_ns()
         else:
             hog = Hog(cg)
             hog.started.wait(10)
             t0 = hog.start_ns or time.monotonic_ns()
+        flt0 = B.majflt(s.pid)
         end = t0 / 1e9 + P["window_s"]
         while time.monotonic() < end and s.proc.poll() is None:
             time.sleep(0.05)
+        flt1 = B.majflt(s.pid)
+        # Major faults in the window from /proc/PID/stat: faults outside the timed part of a
+        # round (the interpreter's loop, its sleep) count too.
+        run["majflt"] = flt1 - flt0 if flt0 is not None and flt1 is not None else None
         if hog:
             if hog.end is not None and hog.proc.returncode == -9:
                 run["hog_fate"] = "OOM-killed"
@@ -228,103 +408,129 @@ def one_run(scenario, rep, path, workdir):
             run["hog_mib_at_end"] = hog.held_mib
         else:
             run["hog_fate"] = "no hog"
-        run["standin_fate"] = "OOM-killed" if s.proc.poll() == -9 else "alive"
+        run["program_fate"] = "OOM-killed" if s.proc.poll() == -9 else "alive"
         run["oom_kills"] = cg.oom_kills() - cg.oom_kills0
         run["cgroup_peak_mib"] = round((cg.peak() or 0) / B.MiB, 1)
+        if locker and locker.daemon:
+            p_end = daemon_pass(locker)
+            run["daemon_passes_in_run"] = p_end - (pass_at_start if late else
+                                                   run["daemon_pass_before_hog"])
+            notes += locker.notes()
     finally:
         if hog:
             B.stop(hog.proc, timeout=2)
-        B.stop(s.proc)
+        if s:
+            B.stop(s.proc)
         if locker:
             locker.stop()
         cg.remove()
+    run["note"] = "; ".join(notes)
     run.update(summarize_rounds(s.rounds, t0, P["window_s"]))
-    # The trace for the plot: from the end of the warm-up (the cold first rounds read the file).
+    if run["majflt"] is None:   # the program died in the window: what its rounds saw
+        run["majflt"] = run["majflt_rounds"]
+    # The trace for the plot: from the end of the warm-up (the cold first rounds read the files).
     run["round_trace"] = [((r[0] - t0) / 1e9, r[1] / 1e6, r[2]) for r in s.rounds[WARM_ROUNDS:]]
     run["hog_trace"] = [((ns - t0) / 1e9, mib) for ns, mib in hog.steps] if hog else []
     return run
 
 
-def run_all(workdir, reps=None):
-    path = stand_in_file()
-    reps = reps or P["reps"]
+def prepare_programs():
+    progs = []
+    for name in P["programs"]:
+        p = PROGRAMS[name]()
+        p.prepare()
+        progs.append(p)
+    return progs
+
+
+def run_all(workdir, progs):
     runs = []
-    for rep in range(1, reps + 1):
-        for sc in SCENARIOS:             # interleaved, so that drift spreads over all scenarios
-            t = time.monotonic()
-            try:
-                r = one_run(sc, rep, path, workdir)
-            except (RuntimeError, OSError) as e:
-                B.log(f"  pressure {sc:18} rep {rep}: FAILED: {e}")
-                runs.append({"scenario": sc, "rep": rep, "note": f"failed: {e}", "round_trace": []})
-                continue
-            runs.append(r)
-            B.log(f"  pressure {sc:18} rep {rep}: p99 {B.fmt(r['p99_ms'], 2)} ms, max "
-                  f"{B.fmt(r['max_ms'], 1)} ms, {r['majflt']} major faults, hog {r['hog_fate']}"
-                  f"{' after %.2f s' % r['oom_after_s'] if 'oom_after_s' in r else ''}, "
-                  f"locked {r['locked_mib']} MiB ({time.monotonic() - t:.1f} s)"
-                  f"{'; ' + r['note'] if r['note'] else ''}")
+    for rep in range(1, P["reps"] + 1):
+        for prog in progs:
+            for sc in SCENARIOS:      # interleaved, so that drift spreads over all scenarios
+                t = time.monotonic()
+                try:
+                    r = one_run(prog, sc, rep, workdir)
+                except (RuntimeError, OSError) as e:
+                    B.log(f"  pressure {prog.name:9} {sc:18} rep {rep}: FAILED: {e}")
+                    runs.append({"program": prog.name, "scenario": sc, "rep": rep,
+                                 "note": f"failed: {e}", "round_trace": []})
+                    continue
+                runs.append(r)
+                B.log(f"  pressure {prog.name:9} {sc:18} rep {rep}: p99 {B.fmt(r['p99_ms'], 2)} ms, "
+                      f"max {B.fmt(r['max_ms'], 1)} ms, {r['majflt']} major faults, hog "
+                      f"{r['hog_fate']}"
+                      f"{' after %.2f s' % r['oom_after_s'] if 'oom_after_s' in r else ''}, "
+                      f"locked {r['locked_mib']} MiB of its files; working set "
+                      f"{r['ws_code_mib']} MiB code + {r['ws_rodata_mib']} MiB read-only data "
+                      f"({time.monotonic() - t:.1f} s){'; ' + r['note'] if r['note'] else ''}")
     return runs
 
 
 # --- summaries ---------------------------------------------------------------------------------
 
 def by_scenario(runs):
+    """{program: {scenario: medians and worst cases}}."""
     out = {}
-    for sc in SCENARIOS:
-        rs = [r for r in runs if r["scenario"] == sc and r.get("p99_ms") is not None]
-        if not rs:
-            continue
-        ooms = [r.get("oom_after_s") for r in rs if r.get("oom_after_s") is not None]
-        out[sc] = {
-            "reps": len(rs),
-            "p50_ms": B.median([r["p50_ms"] for r in rs]),
-            "p99_ms": B.median([r["p99_ms"] for r in rs]),
-            "max_ms": B.median([r["max_ms"] for r in rs]),
-            "worst_ms": max(r["max_ms"] for r in rs if r["max_ms"] is not None),
-            "majflt": B.median([r["majflt"] for r in rs]),
-            "majflt_max": max(r["majflt"] for r in rs),
-            "rounds_over_50ms": B.median([r["rounds_over_50ms"] for r in rs]),
-            "oom_kills": B.median([r.get("oom_kills", 0) for r in rs]),
-            "hog_killed": sum(1 for r in rs if r.get("hog_fate") == "OOM-killed"),
-            "standin_killed": sum(1 for r in rs if r.get("standin_fate") == "OOM-killed"),
-            "oom_after_s": B.median(ooms),
-            "locked_mib": B.median([r["locked_mib"] for r in rs]),
-            "locker_locked_rss_mib": B.median([r["locker_locked_rss_mib"] for r in rs]),
-            "cgroup_unevictable_mib": B.median([r["cgroup_unevictable_mib"] for r in rs]),
-            "notes": sorted({r["note"] for r in rs if r["note"]}),
-        }
+    for prog in P["programs"]:
+        for sc in SCENARIOS:
+            rs = [r for r in runs if r["program"] == prog and r["scenario"] == sc
+                  and r.get("p99_ms") is not None]
+            if not rs:
+                continue
+            ooms = [r.get("oom_after_s") for r in rs if r.get("oom_after_s") is not None]
+            out.setdefault(prog, {})[sc] = {
+                "reps": len(rs),
+                "p50_ms": B.median([r["p50_ms"] for r in rs]),
+                "p99_ms": B.median([r["p99_ms"] for r in rs]),
+                "p99_worst_ms": max(r["p99_ms"] for r in rs),
+                "max_ms": B.median([r["max_ms"] for r in rs]),
+                "worst_ms": max(r["max_ms"] for r in rs if r["max_ms"] is not None),
+                "majflt": B.median([r["majflt"] for r in rs]),
+                "majflt_max": max(r["majflt"] for r in rs),
+                "rounds_over_50ms": B.median([r["rounds_over_50ms"] for r in rs]),
+                "oom_kills": B.median([r.get("oom_kills", 0) for r in rs]),
+                "hog_killed": sum(1 for r in rs if r.get("hog_fate") == "OOM-killed"),
+                "program_killed": sum(1 for r in rs if r.get("program_fate") == "OOM-killed"),
+                "oom_after_s": B.median(ooms),
+                "locked_mib": B.median([r["locked_mib"] for r in rs]),
+                "machine_mlocked_mib": B.median([r["machine_mlocked_mib"] for r in rs]),
+                "cgroup_unevictable_mib": B.median([r["cgroup_unevictable_mib"] for r in rs]),
+                "ws_code_mib": B.median([r["ws_code_mib"] for r in rs]),
+                "ws_rodata_mib": B.median([r["ws_rodata_mib"] for r in rs]),
+                "daemon_passes_in_run": B.median([r.get("daemon_passes_in_run") for r in rs]),
+                "notes": sorted({r["note"] for r in rs if r["note"]}),
+            }
     return out
 
 
-def tables(summary):
-    base = summary.get("baseline", {})
+def tables(summary, prog):
+    s_all = summary.get(prog, {})
+    base = s_all.get("baseline", {})
     rows = []
-    for sc, s in summary.items():
+    for sc, s in s_all.items():
         hog = "–" if sc == "baseline" else f"OOM-killed {s['hog_killed']}/{s['reps']}"
-        if s["standin_killed"]:
-            hog += f"; stand-in killed {s['standin_killed']}/{s['reps']}"
-        rows.append([f"{sc}", B.fmt(s["p50_ms"], 2), B.fmt(s["p99_ms"], 2), B.fmt(s["max_ms"], 1),
-                     B.fmt(s["worst_ms"], 1), B.fmt(s["majflt"], 0),
-                     B.fmt(s["rounds_over_50ms"], 0),
-                     B.fmt(s["oom_kills"], 0), hog, B.fmt(s["oom_after_s"], 2),
-                     B.fmt(s["locked_mib"], 1), B.fmt(s["locker_locked_rss_mib"], 1),
+        if s["program_killed"]:
+            hog += f"; program killed {s['program_killed']}/{s['reps']}"
+        rows.append([sc, B.fmt(s["p50_ms"], 2), B.fmt(s["p99_ms"], 2), B.fmt(s["max_ms"], 1),
+                     B.fmt(s["worst_ms"], 1), B.fmt(s["majflt"], 0), B.fmt(s["majflt_max"], 0),
+                     B.fmt(s["rounds_over_50ms"], 0), B.fmt(s["oom_kills"], 0), hog,
+                     B.fmt(s["oom_after_s"], 2), B.fmt(s["locked_mib"], 1),
                      B.fmt(s["cgroup_unevictable_mib"], 1),
                      B.ratio(s["p99_ms"], base.get("p99_ms"))])
     t1 = B.md_table(["locker", "p50 ms", "p99 ms", "max ms", "worst max ms", "major faults",
-                     "rounds > 50 ms", "OOM kills", "hog", "hog start → OOM kill s",
-                     "locked MiB (Mlocked Δ)", "locker's own locked RSS MiB",
-                     "unevictable in cgroup MiB", "p99 vs baseline"],
-                    rows)
+                     "worst major faults", "rounds > 50 ms", "OOM kills", "hog",
+                     "hog start → OOM kill s", "locked of its files MiB",
+                     "unevictable in cgroup MiB", "p99 vs baseline"], rows)
     rows = []
-    for sc in ("prelockd-resident", "prelockd-mapped", "prelockd-whole"):
-        if sc not in summary:
+    for sc in ("prelockd-resident", "prelockd-late", "prelockd-mapped", "prelockd-whole"):
+        if sc not in s_all:
             continue
-        s = summary[sc]
+        s = s_all[sc]
         for peer in ("baseline", "none", "vmtouch", "memlockd"):
-            if peer not in summary:
+            if peer not in s_all:
                 continue
-            q = summary[peer]
+            q = s_all[peer]
             lockers = peer not in ("none", "baseline")
             rows.append([sc, peer, B.ratio(s["p99_ms"], q["p99_ms"]),
                          B.ratio(s["max_ms"], q["max_ms"]),
@@ -336,23 +542,69 @@ def tables(summary):
     return t1, t2
 
 
-def representative(runs, sc):
+def targets(summary):
+    """Issue 11's targets for each program: [{group, target, measured, limit, met}]."""
+    out = []
+
+    def add(group, target, measured, limit, met):
+        out.append({"group": group, "target": target, "measured": measured, "limit": limit,
+                    "met": bool(met)})
+
+    for prog, s in summary.items():
+        base = s.get("baseline")
+        if not base:
+            continue
+        res = s.get("prelockd-resident")
+        if res:
+            g = f"pressure, {prog}, running before the last pass"
+            add(g, "major faults <= unpressured + 3 (worst run)",
+                f"{res['majflt_max']:.0f} (median {res['majflt']:.0f})",
+                f"{base['majflt_max']:.0f} + 3", res["majflt_max"] <= base["majflt_max"] + 3)
+            add(g, "no round over 50 ms (slowest of all runs)", f"{res['worst_ms']:.1f} ms",
+                "50 ms", res["worst_ms"] <= 50)
+            add(g, "p99 <= 1.5 x unpressured p99 (medians)", f"{res['p99_ms']:.2f} ms",
+                f"{1.5 * base['p99_ms']:.2f} ms", res["p99_ms"] <= 1.5 * base["p99_ms"])
+            add(g, "hog OOM-killed in every run, program never",
+                f"{res['hog_killed']}/{res['reps']}, program {res['program_killed']}",
+                f"{res['reps']}/{res['reps']}, 0",
+                res["hog_killed"] == res["reps"] and not res["program_killed"])
+            for peer in ("vmtouch", "memlockd"):
+                if peer in s and s[peer]["locked_mib"]:
+                    add(g, f"locks at most half what {peer} locks for it",
+                        f"{res['locked_mib']:.1f} MiB ({res['locked_mib'] / s[peer]['locked_mib']:.2f}x)",
+                        f"{0.5 * s[peer]['locked_mib']:.1f} MiB",
+                        res["locked_mib"] <= 0.5 * s[peer]["locked_mib"])
+        late = s.get("prelockd-late")
+        if late:
+            g = f"pressure, {prog}, started after the last pass"
+            add(g, "hog OOM-killed in every run, program never",
+                f"{late['hog_killed']}/{late['reps']}, program {late['program_killed']}",
+                f"{late['reps']}/{late['reps']}, 0",
+                late["hog_killed"] == late["reps"] and not late["program_killed"])
+            add(g, "no round over 100 ms (slowest of all runs)", f"{late['worst_ms']:.1f} ms",
+                "100 ms", late["worst_ms"] <= 100)
+            add(g, "major faults <= unpressured + 20 (worst run)",
+                f"{late['majflt_max']:.0f} (median {late['majflt']:.0f})",
+                f"{base['majflt_max']:.0f} + 20", late["majflt_max"] <= base["majflt_max"] + 20)
+    return out
+
+
+def representative(runs, prog, sc):
     """The repetition whose p99 is the median of its scenario's: the one plotted."""
-    rs = sorted((r for r in runs if r["scenario"] == sc and r.get("p99_ms") is not None),
-                key=lambda r: r["p99_ms"])
+    rs = sorted((r for r in runs if r["program"] == prog and r["scenario"] == sc
+                 and r.get("p99_ms") is not None), key=lambda r: r["p99_ms"])
     return rs[len(rs) // 2] if rs else None
 
 
-def plot(runs, png):
+def plot(runs, prog, png, datadir):
     """Round latency over time, one panel per locker, from each one's representative run."""
-    datadir = os.path.join(B.RESULTS, "plot")
     os.makedirs(datadir, exist_ok=True)
     panels = []
     for sc in SCENARIOS:
-        r = representative(runs, sc)
+        r = representative(runs, prog, sc)
         if not r:
             continue
-        dat = os.path.join(datadir, f"latency-{sc}.dat")
+        dat = os.path.join(datadir, f"latency-{prog}-{sc}.dat")
         with open(dat, "w") as f:
             f.write("# seconds since hog start, round latency ms, major faults\n")
             for t, lat, maj in r["round_trace"]:
@@ -360,7 +612,7 @@ def plot(runs, png):
                     f.write(f"{t:.3f} {lat:.3f} {maj}\n")
         hog_dat = None
         if r.get("hog_trace"):
-            hog_dat = os.path.join(datadir, f"hog-{sc}.dat")
+            hog_dat = os.path.join(datadir, f"hog-{prog}-{sc}.dat")
             with open(hog_dat, "w") as f:
                 f.write("# seconds since hog start, MiB the hog holds\n")
                 f.write("0 0\n")
@@ -370,30 +622,33 @@ def plot(runs, png):
                     f.write(f"{r['oom_after_s']:.3f} {r['hog_trace'][-1][1]}\n"
                             f"{r['oom_after_s']:.3f} 0\n{P['window_s']} 0\n")
         panels.append((sc, r, dat, hog_dat))
+    if not panels:
+        return None
     rows = (len(panels) + 1) // 2
+    lim = P["limit_mib"]
     gp = [f"set terminal pngcairo size 1400,{300 * rows + 80} font 'DejaVu Sans,11'",
-          f"set output '{os.path.relpath(png, datadir)}'",
-          f"set multiplot layout {rows},2 title \"Stand-in round latency under memory pressure "
-          f"(cgroup limit {P['limit_mib']} MiB, working set {P['working_set_mib']} MiB, hog +"
-          f"{P['hog_step_mib']} MiB/{P['hog_period_ms']} ms)\\nblue: round latency (left axis); "
-          f"grey: MiB the hog holds (right axis); red: hog OOM-killed; dashed: 50 ms\" font ',13'",
-          "set logscale y", "set yrange [0.1:1000]", f"set xrange [-1:{P['window_s']}]",
-          "set ytics ('0.1' 0.1, '1' 1, '10' 10, '50' 50, '100' 100, '1000' 1000)",
+          f"set output '{os.path.abspath(png)}'",
+          f"set multiplot layout {rows},2 title \"{prog}: round latency under memory pressure "
+          f"(cgroup limit {lim} MiB, hog +{P['hog_step_mib']} MiB/{P['hog_period_ms']} ms)\\n"
+          f"blue: round latency (left axis); grey: MiB the hog holds (right axis); red: hog "
+          f"OOM-killed; dashed: 50 ms\" font ',13'",
+          "set logscale y", "set yrange [0.1:10000]", f"set xrange [-1:{P['window_s']}]",
+          "set ytics ('0.1' 0.1, '1' 1, '10' 10, '50' 50, '100' 100, '1000' 1000, '10000' 10000)",
           "set grid ytics xtics lc rgb '#dddddd'", "set key off",
           "set xlabel 'seconds since the hog started'", "set ylabel 'round latency (ms)'",
           "set lmargin 10", "set rmargin 8",
-          f"set y2range [0:{P['limit_mib'] * 1.25:.0f}]", "set y2tics 16 textcolor rgb '#777777'",
+          f"set y2range [0:{lim * 1.25:.0f}]", "set y2tics 16 textcolor rgb '#777777'",
           "set y2label 'hog MiB' textcolor rgb '#777777'",
-          f"set label 1 'cgroup limit' at graph 0.01, second {P['limit_mib'] + 2} "
+          f"set label 1 'cgroup limit' at graph 0.01, second {lim + 2} "
           f"textcolor rgb '#999999' font ',9'"]
     for sc, r, dat, hog_dat in panels:
         gp.append("unset arrow")
         if r.get("oom_after_s") is not None:
-            gp.append(f"set arrow from {r['oom_after_s']},0.1 to {r['oom_after_s']},1000 nohead "
+            gp.append(f"set arrow from {r['oom_after_s']},0.1 to {r['oom_after_s']},10000 nohead "
                       f"lc rgb 'red' lw 2")
         gp.append("set arrow from -1,50 to %s,50 nohead dt 2 lc rgb '#888888'" % P["window_s"])
-        gp.append(f"set arrow from graph 0, second {P['limit_mib']} to graph 1, second "
-                  f"{P['limit_mib']} nohead dt 3 lc rgb '#bbbbbb'")
+        gp.append(f"set arrow from graph 0, second {lim} to graph 1, second {lim} nohead dt 3 "
+                  f"lc rgb '#bbbbbb'")
         title = (f"{LOCKERS[sc]}: p99 {B.fmt(r['p99_ms'], 1)} ms, max {B.fmt(r['max_ms'], 1)} ms, "
                  f"{r['majflt']} major faults, {r['locked_mib']:.0f} MiB locked")
         gp.append(f"set title \"{title}\"")
@@ -402,26 +657,28 @@ def plot(runs, png):
         gp.append(f"plot {hog}'{os.path.basename(dat)}' using 1:2 with linespoints pt 7 ps 0.4 "
                   f"lw 1 lc rgb '#1f5fa8'")
     gp.append("unset multiplot")
-    script = os.path.join(datadir, "latency.gp")
+    script = os.path.join(datadir, f"latency-{prog}.gp")
     with open(script, "w") as f:
         f.write("\n".join(gp) + "\n")
-    os.makedirs(os.path.dirname(png), exist_ok=True)
-    subprocess.run([B.tool_path("gnuplot"), "latency.gp"], cwd=datadir, check=True)
+    os.makedirs(os.path.dirname(os.path.abspath(png)), exist_ok=True)
+    subprocess.run([B.tool_path("gnuplot"), os.path.basename(script)], cwd=datadir, check=True)
     return script
 
 
-def write_results(runs):
-    os.makedirs(B.RESULTS, exist_ok=True)
-    cols = ["scenario", "rep", "cgroup", "rounds", "p50_ms", "p99_ms", "max_ms", "majflt",
-            "rounds_over_50ms", "oom_kills", "hog_fate", "oom_after_s", "hog_mib_at_end",
-            "standin_fate", "locked_mib", "locker_locked_rss_mib", "cgroup_unevictable_mib",
-            "cgroup_before_hog_mib", "cgroup_peak_mib", "resident_at_start_pages", "note"]
-    with open(os.path.join(B.RESULTS, "pressure-runs.csv"), "w") as f:
+def write_results(runs, results):
+    os.makedirs(results, exist_ok=True)
+    cols = ["program", "scenario", "rep", "cgroup", "rounds", "p50_ms", "p99_ms", "max_ms",
+            "majflt", "majflt_rounds", "rounds_over_50ms", "rounds_over_100ms", "oom_kills",
+            "hog_fate", "oom_after_s", "hog_mib_at_end", "program_fate", "locked_mib",
+            "status_locked_mib", "machine_mlocked_mib", "cgroup_unevictable_mib",
+            "cgroup_before_hog_mib", "cgroup_peak_mib", "cached_at_start_kib", "ws_code_mib",
+            "ws_rodata_mib", "daemon_pass_before_hog", "daemon_passes_in_run", "note"]
+    with open(os.path.join(results, "pressure-runs.csv"), "w") as f:
         f.write(",".join(cols) + "\n")
         for r in runs:
             f.write(",".join(str(r.get(c, "")).replace(",", ";") for c in cols) + "\n")
-    with open(os.path.join(B.RESULTS, "pressure-rounds.csv"), "w") as f:
-        f.write("scenario,rep,t_s,latency_ms,majflt\n")
+    with open(os.path.join(results, "pressure-rounds.csv"), "w") as f:
+        f.write("program,scenario,rep,t_s,latency_ms,majflt\n")
         for r in runs:
             for t, lat, maj in r["round_trace"]:
-                f.write(f"{r['scenario']},{r['rep']},{t:.4f},{lat:.4f},{maj}\n")
+                f.write(f"{r['program']},{r['scenario']},{r['rep']},{t:.4f},{lat:.4f},{maj}\n")

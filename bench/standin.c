@@ -1,15 +1,19 @@
-/* Pressure benchmark: the interactive stand-in. It maps a big executable file read+exec, as a
- * program maps its code, and every PERIOD runs a "round": it calls into each page of its working
- * set (every page of the file starts with a `ret`), as a program runs its hot code. Each round's
- * latency and major faults are recorded and written as CSV when it stops (SIGTERM or DURATION).
+/* Pressure benchmark: the synthetic interactive stand-in. It maps the first CODE_MIB of a big file
+ * read+exec, as a program maps its code, and the rest read-only and not executable, as a program
+ * maps its .rodata (or ICU tables, fonts, a V8 snapshot). Every PERIOD it runs a "round": it calls
+ * into each page of its code working set (every page of the code part starts with a `ret`), as a
+ * program runs its hot code, and reads a word of each page of its data working set, as a program
+ * reads its tables. Each round's latency and major faults are written to stdout as it ends.
  *
  *   standin [-g CGROUP_PROCS_FILE] [-p PERIOD_MS] [-d DURATION_S] [-w WARM_ROUNDS]
- *           FILE WORKING_SET
+ *           [-c CODE_MIB] FILE CODE_WORKING_SET [DATA_WORKING_SET]
  *
- * WORKING_SET is a list of OFFSET:LENGTH chunks of the file in MiB, e.g. "4:4,20:4,36:4,52:4".
+ * A working set is a list of OFFSET:LENGTH chunks in MiB, e.g. "4:4,20:4,36:4,52:4": offsets into
+ * the code part, and for DATA_WORKING_SET into the data part (which starts at CODE_MIB). Without
+ * -c the whole file is code and there is no data part.
  * With -g it first moves itself into that cgroup, so that the pages it faults in are charged
- * there. On stdout it prints "resident N" (pages of the file cached before the first round:
- * should be 0, the bench evicts the file first), then one line per round:
+ * there. On stdout it prints "resident CODE DATA" (pages of each part cached before the first
+ * round: should be 0, the bench evicts the file first), then one line per round:
  *
  *   r START_NS LATENCY_NS MAJFLT MINFLT      (CLOCK_MONOTONIC; faults during the round)
  *
@@ -36,7 +40,17 @@ struct chunk {
 	size_t first_page, npages;
 };
 
+struct part {
+	unsigned char *base;
+	size_t npages;
+	struct chunk chunks[64];
+	size_t nchunks;
+};
+
+#define USAGE "usage: standin [-g CGROUP_PROCS] [-p MS] [-d S] [-w N] [-c CODE_MIB] FILE CODE_WS [DATA_WS]"
+
 static volatile sig_atomic_t stop;
+volatile uint64_t data_sink; /* global, so that the compiler keeps the reads that feed it */
 
 static void on_term(int sig)
 {
@@ -81,14 +95,36 @@ static size_t resident_pages(void *base, size_t npages)
 	return n;
 }
 
-/* One round: call the `ret` at the start of every page of the working set. */
-static void run_round(unsigned char *base, const struct chunk *c, size_t nchunks)
+/* One round: call the `ret` at the start of every page of the code working set, then read one
+ * word of every page of the data working set. The sum goes to a volatile so that the reads stay. */
+static void run_round(const struct part *code, const struct part *data)
 {
-	for (size_t k = 0; k < nchunks; k++)
-		for (size_t i = 0; i < c[k].npages; i++) {
-			void (*fn)(void) = (void (*)(void))(base + (c[k].first_page + i) * PAGE);
+	uint64_t sum = 0;
+
+	for (size_t k = 0; k < code->nchunks; k++)
+		for (size_t i = 0; i < code->chunks[k].npages; i++) {
+			void (*fn)(void) = (void (*)(void))(code->base +
+							    (code->chunks[k].first_page + i) * PAGE);
 			fn();
 		}
+	for (size_t k = 0; k < data->nchunks; k++)
+		for (size_t i = 0; i < data->chunks[k].npages; i++)
+			sum += *(const uint64_t *)(const void *)(data->base +
+								 (data->chunks[k].first_page + i) *
+									 PAGE);
+	data_sink = sum;
+}
+
+/* Maps NPAGES of the file from page FIRST_PAGE with PROT, or returns an empty part for 0 pages. */
+static void map_part(struct part *p, int fd, size_t first_page, size_t npages, int prot,
+		     const char *path)
+{
+	p->npages = npages;
+	if (!npages)
+		return;
+	p->base = mmap(NULL, npages * PAGE, prot, MAP_PRIVATE, fd, (off_t)(first_page * PAGE));
+	if (p->base == MAP_FAILED)
+		die_errno("mmap %s", path);
 }
 
 static void faults(uint64_t *maj, uint64_t *min)
@@ -103,20 +139,22 @@ int main(int argc, char **argv)
 {
 	const char *cgroup = NULL;
 	unsigned period_ms = 20, duration_s = 60, warm_rounds = 5;
-	struct chunk chunks[64];
+	size_t code_mib = 0;
+	struct part code = { 0 }, data = { 0 };
 	int opt;
 
-	while ((opt = getopt(argc, argv, "g:p:d:w:")) != -1) {
+	while ((opt = getopt(argc, argv, "g:p:d:w:c:")) != -1) {
 		switch (opt) {
 		case 'g': cgroup = optarg; break;
 		case 'p': period_ms = (unsigned)atoi(optarg); break;
 		case 'd': duration_s = (unsigned)atoi(optarg); break;
 		case 'w': warm_rounds = (unsigned)atoi(optarg); break;
-		default: die("usage: standin [-g CGROUP_PROCS] [-p MS] [-d S] [-w N] FILE WS");
+		case 'c': code_mib = (size_t)atoi(optarg); break;
+		default: die("%s", USAGE);
 		}
 	}
-	if (argc - optind != 2)
-		die("usage: standin [-g CGROUP_PROCS] [-p MS] [-d S] [-w N] FILE WS");
+	if (argc - optind != 2 && argc - optind != 3)
+		die("%s", USAGE);
 	const char *path = argv[optind];
 	setvbuf(stdout, NULL, _IONBF, 0);
 	signal(SIGTERM, on_term);
@@ -129,20 +167,27 @@ int main(int argc, char **argv)
 	if (fd < 0 || fstat(fd, &st) < 0)
 		die_errno("%s", path);
 	size_t file_pages = (size_t)st.st_size / PAGE;
-	size_t nchunks = parse_working_set(argv[optind + 1], chunks, 64, file_pages);
-	unsigned char *base =
-		mmap(NULL, file_pages * PAGE, PROT_READ | PROT_EXEC, MAP_PRIVATE, fd, 0);
-	if (base == MAP_FAILED)
-		die_errno("mmap %s", path);
+	size_t code_pages = code_mib ? code_mib * ((1u << 20) / PAGE) : file_pages;
+	if (code_pages > file_pages)
+		die("-c %zu: the file has only %zu MiB", code_mib, file_pages * PAGE >> 20);
+	if (argc - optind == 3 && code_pages == file_pages)
+		die("a data working set needs a data part: -c CODE_MIB below the file's size");
+	/* Two mappings of one file, as the loader makes of an ELF object's text and rodata. */
+	map_part(&code, fd, 0, code_pages, PROT_READ | PROT_EXEC, path);
+	map_part(&data, fd, code_pages, file_pages - code_pages, PROT_READ, path);
 	close(fd);
-	printf("resident %zu\n", resident_pages(base, file_pages));
+	code.nchunks = parse_working_set(argv[optind + 1], code.chunks, 64, code.npages);
+	if (argc - optind == 3)
+		data.nchunks = parse_working_set(argv[optind + 2], data.chunks, 64, data.npages);
+	printf("resident %zu %zu\n", resident_pages(code.base, code.npages),
+	       data.npages ? resident_pages(data.base, data.npages) : 0);
 
 	size_t max_rounds = (size_t)duration_s * 1000 / period_ms + 1, n = 0;
 	uint64_t next = now_ns(), maj0, min0, maj1, min1;
 	faults(&maj0, &min0);
 	while (!stop && n < max_rounds) {
 		uint64_t t0 = now_ns();
-		run_round(base, chunks, nchunks);
+		run_round(&code, &data);
 		uint64_t t1 = now_ns();
 		faults(&maj1, &min1);
 		printf("r %llu %llu %llu %llu\n", (unsigned long long)t0,
