@@ -6,12 +6,12 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "log.h" /* enum log_level */
+
 #ifndef SYSCONFDIR
 #define SYSCONFDIR "/etc"
 #endif
 #define CONFIG_DEFAULT_PATH SYSCONFDIR "/prelockd.conf"
-
-enum log_level { LOG_LEVEL_ERROR, LOG_LEVEL_WARNING, LOG_LEVEL_NOTICE, LOG_LEVEL_INFO, LOG_LEVEL_DEBUG };
 
 enum lock_what { WHAT_WHOLE, WHAT_MAPPED, WHAT_RESIDENT };
 
@@ -20,7 +20,7 @@ struct strv {
 	char **v;
 };
 
-/* POSIX extended regexes with their source text (for dumps and messages). */
+/* POSIX extended regexes with their source text (for printing and messages). */
 struct regex_list {
 	size_t n;
 	char **src;
@@ -65,8 +65,9 @@ int config_load_buf(const char *name, const char *buf, size_t len, struct config
 
 void config_free(struct config *cfg);
 
-/* Writes every setting as INI, in table order, with its current value. */
-void config_dump(FILE *f, const struct config *cfg);
+/* Writes every setting as INI, in table order, with its current value (`prelockd -t --print`):
+ * text that config_load_buf() reads back to the same settings. */
+void config_print(FILE *f, const struct config *cfg);
 
 bool regex_list_match(const struct regex_list *l, const char *s);
 bool strv_contains(const struct strv *l, const char *s);

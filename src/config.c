@@ -1,11 +1,10 @@
-/* The config file: one table of {section, key, type, field} drives parsing, defaults, and dumps.
+/* The config file: one table of {section, key, type, field} drives parsing, defaults, and printing.
  *
- * inih does the INI parsing, but Debian's build has a 200-byte line buffer, parses the tail of a
- * longer line as a line of its own, and only returns the first error line. So a reader of our own
- * sits in front of it: it numbers the lines (the handler reads the number from the parse context),
- * checks the structure of every line, reports each bad one with its number, and hands inih an empty
- * line in its place. inih then only ever sees lines that are valid and keys that exist, and the
- * handler only has to check values. */
+ * inih parses the INI syntax. What it cannot do for us, as Debian builds it, is done by a thin
+ * layer around it: a reader that hands inih one line at a time (so the handler knows the line it
+ * is called for) and refuses a line longer than inih's buffer (whose tail inih would parse as a
+ * line of its own); a search for every syntax error, where inih returns only the first; a look at
+ * each section line inih took, since inih calls no handler for one; and checks of the values. */
 #include "config.h"
 
 #include <ctype.h>
@@ -17,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include "regex_cost.h"
 
 #define ELEMENTSOF(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -30,8 +31,9 @@
 #define COMM_MAX 15
 /* Config files are small; a cap keeps "-c /dev/zero" from eating all memory. */
 #define CONFIG_FILE_MAX (1024 * 1024)
-/* What fits in the line buffer of the inih we link (INI_MAX_LINE includes the NUL). */
-#define LINE_MAX_CONTENT (INI_MAX_LINE - 1)
+/* What fits in inih's line buffer (INI_MAX_LINE bytes with the NUL) with its '\n': we hand every
+ * line over with one, so that no inih version reads on to find the rest of a line. */
+#define LINE_MAX_CONTENT (INI_MAX_LINE - 2)
 /* Longer names are never close to a real one, and the distance rows stay on the stack. */
 #define EDIT_NAME_MAX 64
 #define SUGGEST_DISTANCE 2
@@ -47,7 +49,7 @@ struct config_type {
 	/* Stores one value (one item, for lists) in field; reports its own errors. */
 	int (*parse)(struct parse_ctx *ctx, const struct config_item *it, const char *value,
 		     void *field);
-	void (*dump)(FILE *f, const struct config_item *it, const void *field);
+	void (*print)(FILE *f, const struct config_item *it, const void *field);
 	void (*release)(void *field); /* frees and zeroes the field; NULL for plain values */
 	bool list;
 };
@@ -63,12 +65,6 @@ struct config_item {
 	uint64_t min, max;    /* for sizes and numbers; max 0 = none */
 };
 
-enum section_state { SECTION_NONE, SECTION_OK, SECTION_BAD };
-enum line_kind { LINE_OTHER, LINE_KEY, LINE_CONTINUATION };
-/* What an indented line after the current one would be: nothing to continue (inih then parses it
- * as an ordinary line), the value of a key line inih has seen, or part of a rejected line. */
-enum cont_state { CONT_NONE, CONT_VALID, CONT_DROP };
-
 static void release_string(void *field);
 static void release_strv(void *field);
 static void release_regexes(void *field);
@@ -83,41 +79,41 @@ static int parse_uint_item(struct parse_ctx *, const struct config_item *, const
 static int parse_abs_path_item(struct parse_ctx *, const struct config_item *, const char *, void *);
 static int parse_bool_item(struct parse_ctx *, const struct config_item *, const char *, void *);
 static int parse_comm_item(struct parse_ctx *, const struct config_item *, const char *, void *);
-static void dump_duration(FILE *f, const struct config_item *it, const void *field);
-static void dump_string(FILE *f, const struct config_item *it, const void *field);
-static void dump_log_level(FILE *f, const struct config_item *it, const void *field);
-static void dump_regexes(FILE *f, const struct config_item *it, const void *field);
-static void dump_what(FILE *f, const struct config_item *it, const void *field);
-static void dump_size(FILE *f, const struct config_item *it, const void *field);
-static void dump_percent(FILE *f, const struct config_item *it, const void *field);
-static void dump_uint(FILE *f, const struct config_item *it, const void *field);
-static void dump_strv(FILE *f, const struct config_item *it, const void *field);
-static void dump_bool(FILE *f, const struct config_item *it, const void *field);
+static void print_duration(FILE *f, const struct config_item *it, const void *field);
+static void print_string(FILE *f, const struct config_item *it, const void *field);
+static void print_log_level(FILE *f, const struct config_item *it, const void *field);
+static void print_regexes(FILE *f, const struct config_item *it, const void *field);
+static void print_what(FILE *f, const struct config_item *it, const void *field);
+static void print_size(FILE *f, const struct config_item *it, const void *field);
+static void print_percent(FILE *f, const struct config_item *it, const void *field);
+static void print_uint(FILE *f, const struct config_item *it, const void *field);
+static void print_strv(FILE *f, const struct config_item *it, const void *field);
+static void print_bool(FILE *f, const struct config_item *it, const void *field);
 
-#define TYPE(n, p, d, ...) { .noun = n, .parse = p, .dump = d, __VA_ARGS__ }
-static const struct config_type type_duration = TYPE("duration", parse_duration_item, dump_duration);
-static const struct config_type type_path = TYPE("path", parse_path_item, dump_string,
+#define TYPE(n, p, d, ...) { .noun = n, .parse = p, .print = d, __VA_ARGS__ }
+static const struct config_type type_duration = TYPE("duration", parse_duration_item, print_duration);
+static const struct config_type type_path = TYPE("path", parse_path_item, print_string,
 						 .release = release_string);
 static const struct config_type type_log_level = TYPE("log level", parse_log_level_item,
-						      dump_log_level);
+						      print_log_level);
 static const struct config_type type_regexes = TYPE("regular expression", parse_regex_item,
-						    dump_regexes, .release = release_regexes,
+						    print_regexes, .release = release_regexes,
 						    .list = true);
-static const struct config_type type_what = TYPE("value", parse_what_item, dump_what);
-static const struct config_type type_size = TYPE("size", parse_size_item, dump_size);
-static const struct config_type type_percent = TYPE("percentage", parse_percent_item, dump_percent);
-static const struct config_type type_uint = TYPE("number", parse_uint_item, dump_uint);
-static const struct config_type type_paths = TYPE("path", parse_abs_path_item, dump_strv,
+static const struct config_type type_what = TYPE("value", parse_what_item, print_what);
+static const struct config_type type_size = TYPE("size", parse_size_item, print_size);
+static const struct config_type type_percent = TYPE("percentage", parse_percent_item, print_percent);
+static const struct config_type type_uint = TYPE("number", parse_uint_item, print_uint);
+static const struct config_type type_paths = TYPE("path", parse_abs_path_item, print_strv,
 						  .release = release_strv, .list = true);
-static const struct config_type type_bool = TYPE("boolean", parse_bool_item, dump_bool);
-static const struct config_type type_comms = TYPE("process name", parse_comm_item, dump_strv,
+static const struct config_type type_bool = TYPE("boolean", parse_bool_item, print_bool);
+static const struct config_type type_comms = TYPE("process name", parse_comm_item, print_strv,
 						  .release = release_strv, .list = true);
 
 #define SIZE_EXPECTED "a number with optional K, M, G or T suffix"
 #define FIELD(name) offsetof(struct config, name)
 #define ITEM(s, k, t, f, ...) { .section = s, .key = k, .type = t, .offset = FIELD(f), __VA_ARGS__ }
 
-/* Table order is dump order. Plain defaults are in config_defaults below; allocated ones in .def. */
+/* Table order is print order. Plain defaults are in config_defaults below; allocated ones in .def. */
 static const struct config_item items[] = {
 	ITEM("daemon", "interval", &type_duration, interval_usec,
 	     .expected = "a whole number with unit us, ms, s, sec, min or h, or no unit for seconds"),
@@ -172,13 +168,14 @@ struct parse_ctx {
 	const char *buf;
 	size_t len, pos;
 	unsigned line;
-	int read_size;    /* the num of inih's first reader call: its line buffer */
-	bool maybe_abyss; /* we handed inih a full buffer without a newline */
-	enum line_kind kind;
-	enum section_state section_state;
-	const char *section; /* table string of the current section */
-	enum cont_state cont;
-	const struct config_item *cont_item; /* the key an indented line continues */
+	const char *text; /* the current line in buf, without its '\n'; NULL once it is checked */
+	size_t text_len;
+	const char *inih_line; /* inih's line buffer, as given to the reader */
+	size_t inih_size;
+	bool rejected;  /* the reader refused the current line (too long, NUL byte) */
+	bool handled;   /* inih called the handler for the current line */
+	bool drop_cont; /* the line indented lines continue was refused: skip them too */
+	char *bad_section; /* the unknown section reported last: its keys are skipped */
 	unsigned set_line[ELEMENTSOF(items)]; /* where each key was first set; 0 = not in the file */
 	unsigned errors;
 	bool oom;
@@ -260,18 +257,6 @@ static void rstrip(char *s)
 
 	while (n > 0 && isspace((unsigned char)s[n - 1]))
 		s[--n] = '\0';
-}
-
-/* inih's rule: the first of chars, or a ';' that follows whitespace (an inline comment). */
-static char *find_chars_or_comment(char *s, const char *chars)
-{
-	bool was_space = false;
-
-	while (*s && !(chars && strchr(chars, *s)) && !(was_space && *s == ';')) {
-		was_space = isspace((unsigned char)*s);
-		s++;
-	}
-	return s;
 }
 
 /* Compares s, without surrounding whitespace, case-insensitively with each word. */
@@ -598,121 +583,6 @@ static int parse_comm_item(struct parse_ctx *ctx, const struct config_item *it, 
 	return strv_add(field, value) < 0 ? report_oom(ctx) : 0;
 }
 
-/* glibc's regcomp() copies a repeated subexpression once per repetition, and copies of copies
- * multiply: "x" followed by 22 '+' takes 3 GiB, "(a{1000}){1000}" 200 MiB, and prelockd runs with
- * its memory locked. So estimate the compiled size first: every atom costs 1, times the factor of
- * each repetition applied to it or to a group around it ('+' doubles, {m,n} copies max(m,n) times;
- * '*' and '?' add no copies). Real path regexes cost a few dozen. */
-#define REGEX_COST_MAX 100000
-#define REGEX_NEST_MAX 256
-
-static size_t cost_mul(size_t a, size_t b)
-{
-	return b != 0 && a > (REGEX_COST_MAX + 1) / b ? REGEX_COST_MAX + 1 : a * b;
-}
-
-static size_t cost_add(size_t a, size_t b)
-{
-	return a + b > REGEX_COST_MAX ? REGEX_COST_MAX + 1 : a + b;
-}
-
-/* Past a bracket expression starting at p ('['): "[]a]", "[^]a]", "[[:alpha:]]" and the like. */
-static const char *skip_bracket(const char *p)
-{
-	p++;
-	if (*p == '^')
-		p++;
-	if (*p == ']')
-		p++;
-	for (; *p && *p != ']'; p++) {
-		if (*p == '[' && (p[1] == ':' || p[1] == '=' || p[1] == '.')) {
-			const char *end = strchr(p + 2, p[1]);
-
-			while (end && end[1] != ']')
-				end = strchr(end + 1, p[1]);
-			if (!end)
-				return p + strlen(p); /* unterminated: regcomp() reports it */
-			p = end + 1;
-		}
-	}
-	return *p ? p + 1 : p;
-}
-
-static size_t parse_count(const char **p)
-{
-	size_t n = 0;
-
-	for (; isdigit((unsigned char)**p); (*p)++)
-		n = cost_add(cost_mul(n, 10), (size_t)(**p - '0'));
-	return n;
-}
-
-/* The copy factor of the repetition operator at *p, 0 if there is none; advances *p past it. */
-static size_t repetition(const char **p)
-{
-	const char *q = *p;
-	size_t lo, hi;
-
-	/* glibc's regcomp() copies the subtree for each repetition operator, and repeats of
-	 * repeats ('a*+++', '((a*)+)+') grow faster than the count alone suggests: weigh them by
-	 * what was measured, not by the count (12 of them took over 2 s and hundreds of MiB). */
-	if (*q == '*' || *q == '?' || *q == '+') {
-		*p = q + 1;
-		return *q == '+' ? 4 : 2;
-	}
-	if (*q != '{' || !isdigit((unsigned char)q[1]))
-		return 0;
-	q++;
-	lo = hi = parse_count(&q);
-	if (*q == ',') {
-		q++;
-		hi = isdigit((unsigned char)*q) ? parse_count(&q) : lo + 1; /* {m,}: one more copy */
-	}
-	if (*q != '}')
-		return 0;
-	*p = q + 1;
-	hi = hi > lo ? hi : lo;
-	return hi ? hi : 1;
-}
-
-static size_t regex_cost(const char *p)
-{
-	size_t stack[REGEX_NEST_MAX] = { 0 }, depth = 0, atom, f;
-
-	while (*p) {
-		if (*p == '(' && depth + 1 < REGEX_NEST_MAX) {
-			stack[++depth] = 0;
-			p++;
-			continue;
-		}
-		if (*p == '|' || *p == '^' || *p == '$') {
-			p++;
-			continue;
-		}
-		if (*p == ')' && depth > 0) {
-			atom = cost_add(stack[depth--], 1);
-			p++;
-		} else {
-			p = *p == '[' ? skip_bracket(p) : p + (*p == '\\' && p[1] ? 2 : 1);
-			atom = 1;
-		}
-		/* A '*' or '?' on something already repeated adds nothing ('a**' is 'a*'). */
-		/* A count on something already repeated ('x**{1000}') makes glibc build the nested
-		 * repetitions that many times over, seconds of CPU: refuse it outright. */
-		for (bool repeated = false;; repeated = true) {
-			bool idempotent = repeated && (*p == '*' || *p == '?');
-			bool counted = repeated && *p == '{';
-			if ((f = repetition(&p)) == 0)
-				break;
-			atom = counted ? REGEX_COST_MAX + 1 : cost_mul(atom, idempotent ? 1 : f);
-		}
-		stack[depth] = cost_add(stack[depth], atom);
-	}
-	for (; depth > 0; depth--) /* unbalanced: regcomp() will say so; count it all anyway */
-		stack[depth - 1] = cost_add(stack[depth - 1], stack[depth]);
-	return stack[0];
-}
-
 static int parse_regex_item(struct parse_ctx *ctx, const struct config_item *it, const char *value,
 			    void *field)
 {
@@ -782,12 +652,12 @@ static void release_regexes(void *field)
 	*l = (struct regex_list){ 0 };
 }
 
-/* ---- dumping ---- */
+/* ---- printing (prelockd -t --print) ---- */
 
 /* Every value the parser accepted comes back as it was read: "key = value" when it fits; "key=value"
  * when the value starts with ';' (after " = " it would be a comment) or the spaces do not fit;
  * and, for list items that came from a long continuation line, "key =" and an indented line. */
-static void dump_value(FILE *f, const struct config_item *it, const char *value)
+static void print_value(FILE *f, const struct config_item *it, const char *value)
 {
 	size_t len = strlen(it->key) + strlen(value);
 
@@ -801,31 +671,31 @@ static void dump_value(FILE *f, const struct config_item *it, const char *value)
 		fprintf(f, "%s =\n\t%s\n", it->key, value);
 }
 
-static void dump_number(FILE *f, const struct config_item *it, uint64_t n, const char *unit)
+static void print_number(FILE *f, const struct config_item *it, uint64_t n, const char *unit)
 {
 	char buf[32];
 
 	snprintf(buf, sizeof(buf), "%" PRIu64 "%s", n, unit);
-	dump_value(f, it, buf);
+	print_value(f, it, buf);
 }
 
-static void dump_duration(FILE *f, const struct config_item *it, const void *field)
+static void print_duration(FILE *f, const struct config_item *it, const void *field)
 {
 	uint64_t usec = *(const uint64_t *)field;
 
 	if (usec == 0)
-		dump_number(f, it, 0, "");
+		print_number(f, it, 0, "");
 	else if (usec % USEC_PER_HOUR == 0)
-		dump_number(f, it, usec / USEC_PER_HOUR, "h");
+		print_number(f, it, usec / USEC_PER_HOUR, "h");
 	else if (usec % USEC_PER_SEC == 0)
-		dump_number(f, it, usec / USEC_PER_SEC, "s");
+		print_number(f, it, usec / USEC_PER_SEC, "s");
 	else if (usec % USEC_PER_MSEC == 0)
-		dump_number(f, it, usec / USEC_PER_MSEC, "ms");
+		print_number(f, it, usec / USEC_PER_MSEC, "ms");
 	else
-		dump_number(f, it, usec, "us");
+		print_number(f, it, usec, "us");
 }
 
-static void dump_size(FILE *f, const struct config_item *it, const void *field)
+static void print_size(FILE *f, const struct config_item *it, const void *field)
 {
 	static const char prefixes[] = "KMGT";
 	uint64_t bytes = *(const uint64_t *)field;
@@ -836,15 +706,15 @@ static void dump_size(FILE *f, const struct config_item *it, const void *field)
 		if (bytes != 0 && bytes % unit == 0) {
 			char suffix[2] = { prefixes[i], '\0' };
 
-			dump_number(f, it, bytes / unit, suffix);
+			print_number(f, it, bytes / unit, suffix);
 			return;
 		}
 	}
-	dump_number(f, it, bytes, "");
+	print_number(f, it, bytes, "");
 }
 
 /* The fewest decimals that parse back to the same double, formatted without the locale. */
-static void dump_percent(FILE *f, const struct config_item *it, const void *field)
+static void print_percent(FILE *f, const struct config_item *it, const void *field)
 {
 	double pct = *(const double *)field;
 	char buf[40];
@@ -861,62 +731,62 @@ static void dump_percent(FILE *f, const struct config_item *it, const void *fiel
 			memmove(buf + n - k + 1, buf + n - k, k + 1);
 			buf[n - (int)k] = '.';
 		}
-		dump_value(f, it, buf);
+		print_value(f, it, buf);
 		return;
 	}
 	snprintf(buf, sizeof(buf), "%.17g", pct); /* not from a config file; best effort */
-	dump_value(f, it, buf);
+	print_value(f, it, buf);
 }
 
-static void dump_uint(FILE *f, const struct config_item *it, const void *field)
+static void print_uint(FILE *f, const struct config_item *it, const void *field)
 {
-	dump_number(f, it, *(const unsigned *)field, "");
+	print_number(f, it, *(const unsigned *)field, "");
 }
 
-static void dump_bool(FILE *f, const struct config_item *it, const void *field)
+static void print_bool(FILE *f, const struct config_item *it, const void *field)
 {
-	dump_value(f, it, *(const bool *)field ? "yes" : "no");
+	print_value(f, it, *(const bool *)field ? "yes" : "no");
 }
 
-static void dump_log_level(FILE *f, const struct config_item *it, const void *field)
+static void print_log_level(FILE *f, const struct config_item *it, const void *field)
 {
-	dump_value(f, it, log_level_to_string(*(const enum log_level *)field));
+	print_value(f, it, log_level_to_string(*(const enum log_level *)field));
 }
 
-static void dump_what(FILE *f, const struct config_item *it, const void *field)
+static void print_what(FILE *f, const struct config_item *it, const void *field)
 {
-	dump_value(f, it, lock_what_to_string(*(const enum lock_what *)field));
+	print_value(f, it, lock_what_to_string(*(const enum lock_what *)field));
 }
 
-static void dump_string(FILE *f, const struct config_item *it, const void *field)
+static void print_string(FILE *f, const struct config_item *it, const void *field)
 {
 	const char *s = *(char *const *)field;
 
-	dump_value(f, it, s ? s : "");
+	print_value(f, it, s ? s : "");
 }
 
 /* Lists are repeated keys; an empty one is "key =", which empties the default when read back. */
-static void dump_strv(FILE *f, const struct config_item *it, const void *field)
+static void print_strv(FILE *f, const struct config_item *it, const void *field)
 {
 	const struct strv *l = field;
 
 	if (l->n == 0)
-		dump_value(f, it, "");
+		print_value(f, it, "");
 	for (size_t i = 0; i < l->n; i++)
-		dump_value(f, it, l->v[i]);
+		print_value(f, it, l->v[i]);
 }
 
-static void dump_regexes(FILE *f, const struct config_item *it, const void *field)
+static void print_regexes(FILE *f, const struct config_item *it, const void *field)
 {
 	const struct regex_list *l = field;
 
 	if (l->n == 0)
-		dump_value(f, it, "");
+		print_value(f, it, "");
 	for (size_t i = 0; i < l->n; i++)
-		dump_value(f, it, l->src[i]);
+		print_value(f, it, l->src[i]);
 }
 
-void config_dump(FILE *f, const struct config *cfg)
+void config_print(FILE *f, const struct config *cfg)
 {
 	const char *section = NULL;
 
@@ -927,7 +797,7 @@ void config_dump(FILE *f, const struct config *cfg)
 			fprintf(f, "%s[%s]\n", section ? "\n" : "", it->section);
 			section = it->section;
 		}
-		it->type->dump(f, it, (const char *)cfg + it->offset);
+		it->type->print(f, it, (const char *)cfg + it->offset);
 	}
 }
 
@@ -1004,264 +874,179 @@ static void key_hint(const char *name, const char *section, char *buf, size_t si
 		snprintf(buf, size, " (did you mean '%s' in [%s]?)", it->key, it->section);
 }
 
-/* ---- the line reader ---- */
+/* ---- the layer around inih: one line at a time, and a look at each line no handler saw ---- */
 
-/* Returns the next line without its "\n" or "\r\n" (and the BOM, on line 1). */
-static const char *next_line(struct parse_ctx *ctx, size_t *len)
-{
-	const char *start = ctx->buf + ctx->pos;
-	const char *eol = memchr(start, '\n', ctx->len - ctx->pos);
-	size_t n = eol ? (size_t)(eol - start) : ctx->len - ctx->pos;
-
-	ctx->pos += n + (eol != NULL);
-	ctx->line++;
-	if (ctx->line == 1 && n >= 3 && memcmp(start, "\xEF\xBB\xBF", 3) == 0) {
-		start += 3;
-		n -= 3;
-	}
-	if (n > 0 && start[n - 1] == '\r')
-		n--;
-	*len = n;
-	return start;
-}
-
-static void reject_line(struct parse_ctx *ctx, char *out)
-{
-	out[0] = '\0';
-	ctx->cont = CONT_DROP; /* indented lines that follow belong to this one: drop them too */
-}
-
-static void section_line(struct parse_ctx *ctx, char *s)
-{
-	char *end = find_chars_or_comment(s + 1, "]"), *rest;
-
-	if (*end != ']') {
-		report(ctx, "expected ']' at the end of the section name");
-		goto bad;
-	}
-	rest = (char *)skip_space(end + 1);
-	if (*rest && *rest != ';' && *rest != '#') {
-		report(ctx, "unexpected text after the section name: '%s'", rest);
-		goto bad;
-	}
-	end[1] = '\0';
-	*end = '\0';
-	ctx->section = find_section(s + 1);
-	if (!ctx->section) {
-		const char *close = closest_section(s + 1);
-
-		report(ctx, "unknown section [%s]%s%s%s", s + 1, close ? " (did you mean [" : "",
-		       close ? close : "", close ? "]?)" : "");
-		goto bad;
-	}
-	*end = ']';
-	ctx->section_state = SECTION_OK;
-	ctx->cont = CONT_NONE;
-	return;
-bad:
-	/* Until the next good header, keys would land in the wrong section: skip them. */
-	ctx->section_state = SECTION_BAD;
-	reject_line(ctx, s);
-}
-
-/* Checks the key of a "key = value" line; 0 if inih may have it. */
-static int check_key(struct parse_ctx *ctx, const char *name, char sep)
-{
-	char hint[128];
-
-	if (!*name) {
-		report(ctx, "expected a key name before '%c'", sep);
-		return -EINVAL;
-	}
-	if (ctx->section_state == SECTION_BAD)
-		return -EINVAL; /* the section is reported already */
-	if (ctx->section_state == SECTION_NONE) {
-		key_hint(name, NULL, hint, sizeof(hint));
-		report(ctx, "key '%s' before any [section] header%s", name, hint);
-		return -EINVAL;
-	}
-	ctx->cont_item = find_item(ctx->section, name);
-	if (!ctx->cont_item) {
-		key_hint(name, ctx->section, hint, sizeof(hint));
-		report(ctx, "unknown key '%s' in [%s]%s", name, ctx->section, hint);
-		return -EINVAL;
-	}
-	return 0;
-}
-
-/* The end of the name that ends at end, without the whitespace before end. */
-static char *name_end(const char *s, char *end)
-{
-	while (end > s && isspace((unsigned char)end[-1]))
-		end--;
-	return end;
-}
-
-static void key_line(struct parse_ctx *ctx, char *s)
-{
-	char *sep = find_chars_or_comment(s, "=:"), *end, saved;
-	int r;
-
-	if (*sep != '=' && *sep != ':') {
-		report(ctx, "expected 'key = value' or '[section]'");
-		reject_line(ctx, s);
-		return;
-	}
-	end = name_end(s, sep);
-	saved = *end;
-	*end = '\0';
-	r = check_key(ctx, s, saved == '=' || saved == ':' ? saved : *sep);
-	*end = saved;
-	if (r < 0) {
-		reject_line(ctx, s);
-		return;
-	}
-	ctx->kind = LINE_KEY;
-	ctx->cont = CONT_VALID;
-}
-
-/* "[name]" with a known name. */
-static bool is_section_header(char *text)
-{
-	size_t n = strlen(text);
-	bool known;
-
-	if (text[0] != '[' || text[n - 1] != ']')
-		return false;
-	text[n - 1] = '\0';
-	known = find_section(text + 1) != NULL;
-	text[n - 1] = ']';
-	return known;
-}
-
-/* "key = ..." with a key of the current section. */
-static bool is_key_assignment(struct parse_ctx *ctx, char *text)
-{
-	char *sep = text + strcspn(text, "=:"), *end, saved;
-	bool known;
-
-	if (!*sep)
-		return false;
-	end = name_end(text, sep);
-	saved = *end;
-	*end = '\0';
-	known = find_item(ctx->section, text) != NULL;
-	*end = saved;
-	return known;
-}
-
-/* An indented "[lock]" or "exclude = x" after a list key would silently become one more item of
- * that list (configparser's rule, which inih follows); nobody means that. The header is taken as
- * a header after the error, so that the keys after it are checked in the right section. */
-static void continuation_line(struct parse_ctx *ctx, char *s, char *text)
-{
-	const char *key = ctx->cont_item->key;
-
-	/* Some inih versions strip inline comments from continuation lines, ours does not: do it. */
-	*find_chars_or_comment(text, NULL) = '\0';
-	rstrip(text);
-	if (is_section_header(text)) {
-		report(ctx, "indented %s continues the value of '%s'; remove the indentation to start "
-			    "the section", text, key);
-		memmove(s, text, strlen(text) + 1);
-		section_line(ctx, s);
-	} else if (is_key_assignment(ctx, text)) {
-		report(ctx, "indented '%s' continues the value of '%s'; remove the indentation to set "
-			    "a key", text, key);
-		s[0] = '\0'; /* inih still continues the same key afterwards: leave cont alone */
-	} else {
-		s[0] = ' ';
-		memmove(s + 1, text, strlen(text) + 1);
-		ctx->kind = LINE_CONTINUATION;
-	}
-}
-
-/* Turns the line in s into what inih gets: key and section lines unindented (so inih never takes
- * one for a continuation), continuation lines with one leading space, everything else empty. */
-static void classify_line(struct parse_ctx *ctx, char *s)
-{
-	char *text = (char *)skip_space(s);
-
-	if (!*text || *text == ';' || *text == '#') {
-		s[0] = '\0';
-		return;
-	}
-	if (text > s && ctx->cont == CONT_DROP) {
-		s[0] = '\0';
-		return;
-	}
-	if (text > s && ctx->cont == CONT_VALID) {
-		continuation_line(ctx, s, text);
-		return;
-	}
-	memmove(s, text, strlen(text) + 1);
-	if (s[0] == '[')
-		section_line(ctx, s);
-	else
-		key_line(ctx, s);
-}
-
-/* An over-long line or one with a NUL is dropped whole; what it did to the parse state is guessed
- * from how it starts, so that the lines after it are not misread. */
-static void bad_line(struct parse_ctx *ctx, const char *line, size_t len, char *out)
+/* Where the text of the current line starts, as inih sees it (after the BOM it skips on line 1). */
+static size_t first_nonblank(const struct parse_ctx *ctx)
 {
 	size_t i = 0;
 
-	while (i < len && isspace((unsigned char)line[i]))
+	if (ctx->line == 1 && ctx->text_len >= 3 && memcmp(ctx->text, "\xEF\xBB\xBF", 3) == 0)
+		i = 3;
+	while (i < ctx->text_len && isspace((unsigned char)ctx->text[i]))
 		i++;
-	out[0] = '\0';
-	if (i == len || line[i] == ';' || line[i] == '#' || (i > 0 && ctx->cont != CONT_NONE))
-		return;
-	if (line[i] == '[')
-		ctx->section_state = SECTION_BAD;
-	reject_line(ctx, out);
+	return i;
 }
 
-/* The ini_reader: fgets() over the buffer, one checked line per call. */
+struct probe {
+	char *section; /* the section the probe's "=" line is in; NULL for none */
+	bool oom;
+};
+
+static int probe_handler(void *user, const char *section, const char *name, const char *value)
+{
+	struct probe *p = user;
+
+	(void)name;
+	(void)value;
+	if (*section && !p->section && !p->oom) {
+		p->section = strdup(section);
+		p->oom = !p->section;
+	}
+	return 1;
+}
+
+/* Asks inih what the current line is on its own: 1 for a syntax error, else 0 and, for a section
+ * line, the section's name in p. A line of the file that inih called no handler for is a syntax
+ * error, a section line, a comment or an empty line, wherever it stands: only a continuation
+ * line depends on the lines before it, and inih calls the handler for one. The "=" after the
+ * line makes inih call the handler with the section it is in; an empty line before it keeps
+ * inih from skipping a BOM that is not on line 1. */
+static int probe_line(const struct parse_ctx *ctx, struct probe *p)
+{
+	size_t skip = ctx->line > 1;
+	char *s = malloc(skip + ctx->text_len + 4);
+	int r;
+
+	*p = (struct probe){ .oom = !s };
+	if (!s)
+		return -ENOMEM;
+	memcpy(s, "\n", skip);
+	memcpy(s + skip, ctx->text, ctx->text_len);
+	memcpy(s + skip + ctx->text_len, "\n=\n", 4);
+	r = ini_parse_string(s, probe_handler, p);
+	free(s);
+	if (p->oom || r < 0) {
+		free(p->section);
+		return -ENOMEM;
+	}
+	return r == (int)skip + 1;
+}
+
+static void report_unknown_section(struct parse_ctx *ctx, const char *name)
+{
+	const char *near = closest_section(name);
+
+	report(ctx, "unknown section [%s]%s%s%s", name, near ? " (did you mean [" : "",
+	       near ? near : "", near ? "]?)" : "");
+}
+
+/* A section line inih took: its name must be known, and nothing may follow its ']' (inih ignores
+ * it: a key written there would be lost without a word). inih keeps at most 49 bytes of a name;
+ * messages quote the name as written. */
+static void check_section_line(struct parse_ctx *ctx, char *section)
+{
+	const char *s = ctx->text + first_nonblank(ctx), *end = ctx->text + ctx->text_len;
+	const char *close = memchr(s, ']', (size_t)(end - s)), *rest;
+	char *written;
+	size_t n;
+
+	if (!close) { /* cannot happen: inih took it for a section line */
+		free(section);
+		return;
+	}
+	for (rest = close + 1; rest < end && isspace((unsigned char)*rest); rest++)
+		;
+	if (rest < end && *rest != ';' && *rest != '#') {
+		for (n = (size_t)(end - rest); isspace((unsigned char)rest[n - 1]); n--)
+			;
+		report(ctx, "unexpected text after the section name: '%.*s'", (int)n, rest);
+	}
+	free(ctx->bad_section);
+	ctx->bad_section = NULL;
+	if (find_section(section)) {
+		free(section);
+		return;
+	}
+	ctx->bad_section = section; /* its keys are skipped without a word */
+	written = strndup(s + 1, (size_t)(close - s - 1));
+	if (!written) {
+		report_oom(ctx);
+		return;
+	}
+	report_unknown_section(ctx, written);
+	free(written);
+}
+
+/* inih calls no handler for a section line, and says only that some line is wrong: so each line
+ * that no handler call was for is looked at once inih is done with it. */
+static void check_line(struct parse_ctx *ctx)
+{
+	struct probe p;
+	size_t i;
+	int r;
+
+	if (!ctx->text || ctx->rejected || ctx->handled)
+		return;
+	r = probe_line(ctx, &p);
+	if (r < 0) {
+		report_oom(ctx);
+	} else if (r == 1) {
+		i = first_nonblank(ctx);
+		report(ctx, "%s", ctx->text[i] == '[' ? "expected ']' at the end of the section name"
+						      : "expected 'key = value' or '[section]'");
+	} else if (p.section) {
+		check_section_line(ctx, p.section);
+	}
+}
+
+static void report_rejected(struct parse_ctx *ctx, size_t max)
+{
+	if (memchr(ctx->text, '\0', ctx->text_len))
+		report(ctx, "NUL byte in line");
+	else
+		report(ctx, "line too long (%zu bytes, at most %zu)", ctx->text_len, max);
+}
+
+/* The ini_reader: hands inih the next line, with a '\n' (see LINE_MAX_CONTENT). A refused line
+ * is handed over cut short, so that inih's state after it is the closest to what its author
+ * meant; the handler ignores what inih makes of it. */
 static char *config_reader(char *str, int num, void *stream)
 {
 	struct parse_ctx *ctx = stream;
-	const char *line;
-	size_t len;
+	size_t max = num > 2 ? (size_t)num - 2 : 0, n;
+	const char *eol;
 
-	/* Newer inih, handed a full buffer without '\n', reads on to discard the rest of the line
-	 * with a smaller buffer. There is no rest: say so. r55 never does this. */
-	if (ctx->maybe_abyss) {
-		ctx->maybe_abyss = false;
-		if (num != ctx->read_size)
-			return NULL;
-	}
-	if (ctx->pos >= ctx->len || num < 2)
+	check_line(ctx);
+	ctx->text = NULL;
+	if (ctx->pos >= ctx->len || max == 0)
 		return NULL;
-	if (!ctx->read_size)
-		ctx->read_size = num;
-	line = next_line(ctx, &len);
-	ctx->kind = LINE_OTHER;
-	if (memchr(line, '\0', len)) {
-		report(ctx, "NUL byte in line");
-		bad_line(ctx, line, len, str);
-	} else if (len > (size_t)num - 1) {
-		report(ctx, "line too long (%zu bytes, at most %d)", len, num - 1);
-		bad_line(ctx, line, len, str);
-	} else {
-		memcpy(str, line, len);
-		str[len] = '\0';
-		classify_line(ctx, str);
+	ctx->text = ctx->buf + ctx->pos;
+	eol = memchr(ctx->text, '\n', ctx->len - ctx->pos);
+	ctx->text_len = eol ? (size_t)(eol - ctx->text) : ctx->len - ctx->pos;
+	ctx->pos += ctx->text_len + (eol != NULL);
+	ctx->line++;
+	ctx->inih_line = str;
+	ctx->inih_size = (size_t)num;
+	ctx->handled = false;
+	n = ctx->text_len < max ? ctx->text_len : max;
+	ctx->rejected = n < ctx->text_len || memchr(ctx->text, '\0', n);
+	if (ctx->rejected) {
+		ctx->drop_cont = true;
+		report_rejected(ctx, max);
 	}
-	ctx->maybe_abyss = strlen(str) == (size_t)num - 1;
+	memcpy(str, ctx->text, n);
+	str[n] = '\n';
+	str[n + 1] = '\0';
 	return str;
 }
 
-/* ---- the inih handler: the reader let through only known keys; check their values ---- */
+/* ---- the inih handler: names and values ---- */
 
 static void set_scalar(struct parse_ctx *ctx, const struct config_item *it, const char *value)
 {
 	unsigned *set_line = &ctx->set_line[it - items];
 
-	if (ctx->kind == LINE_CONTINUATION) {
-		report(ctx, "'%s' takes one value, but this indented line continues it", it->key);
-		return;
-	}
 	if (*set_line) {
 		report(ctx, "'%s' already set on line %u", it->key, *set_line);
 		return;
@@ -1284,21 +1069,143 @@ static void add_to_list(struct parse_ctx *ctx, const struct config_item *it, con
 		it->type->parse(ctx, it, value, field_of(ctx->cfg, it));
 }
 
+/* The key of a key line, or NULL when it is reported (or its section was). */
+static const struct config_item *check_key(struct parse_ctx *ctx, const char *section,
+					   const char *name)
+{
+	const struct config_item *it;
+	char hint[128];
+
+	if (!*name) {
+		/* The name is empty, so the line starts with its '=' or ':'. */
+		report(ctx, "expected a key name before '%c'", ctx->text[first_nonblank(ctx)]);
+		return NULL;
+	}
+	if (!*section) {
+		key_hint(name, NULL, hint, sizeof(hint));
+		report(ctx, "key '%s' before any [section] header%s", name, hint);
+		return NULL;
+	}
+	if (!find_section(section)) {
+		/* Reported at its section line, unless the reader refused that line. */
+		if (!ctx->bad_section || strcmp(section, ctx->bad_section) != 0) {
+			report_unknown_section(ctx, section);
+			free(ctx->bad_section);
+			ctx->bad_section = strdup(section);
+			if (!ctx->bad_section)
+				report_oom(ctx);
+		}
+		return NULL;
+	}
+	it = find_item(section, name);
+	if (!it) {
+		key_hint(name, section, hint, sizeof(hint));
+		report(ctx, "unknown key '%s' in [%s]%s", name, section, hint);
+	}
+	return it;
+}
+
+/* inih r55 leaves an inline comment on a continuation line, though not on a key line (later
+ * versions cut both): cut it the same way, so that every version reads the same values. */
+static void cut_inline_comment(char *s)
+{
+	bool was_space = false;
+	char *p;
+
+	for (p = s; *p && !(was_space && *p == ';'); p++)
+		was_space = isspace((unsigned char)*p);
+	*p = '\0';
+	rstrip(s);
+}
+
+/* "[name]" with a known name. */
+static bool looks_like_section(char *text)
+{
+	size_t n = strlen(text);
+	bool known;
+
+	if (n < 2 || text[0] != '[' || text[n - 1] != ']')
+		return false;
+	text[n - 1] = '\0';
+	known = find_section(text + 1) != NULL;
+	text[n - 1] = ']';
+	return known;
+}
+
+/* "key = ..." with a key of the section. */
+static bool looks_like_key(const char *section, char *text)
+{
+	char *end = text + strcspn(text, "=:"), saved;
+	bool known;
+
+	if (!*end)
+		return false;
+	while (end > text && isspace((unsigned char)end[-1]))
+		end--;
+	saved = *end;
+	*end = '\0';
+	known = find_item(section, text) != NULL;
+	*end = saved;
+	return known;
+}
+
+/* An indented line continues the key above it (configparser's rule, which inih follows), so an
+ * indented "[lock]" or "exclude = x" would silently become one more item of a list: nobody
+ * means that. */
+static void continuation(struct parse_ctx *ctx, const char *section, const char *name,
+			 const char *value)
+{
+	const struct config_item *it = find_item(section, name);
+	char *v;
+
+	if (!it)
+		return; /* cannot happen: a key line that is not in the table sets drop_cont */
+	v = strdup(value);
+	if (!v) {
+		report_oom(ctx);
+		return;
+	}
+	cut_inline_comment(v);
+	if (looks_like_section(v))
+		report(ctx, "indented %s continues the value of '%s'; remove the indentation to start "
+			    "the section", v, it->key);
+	else if (looks_like_key(section, v))
+		report(ctx, "indented '%s' continues the value of '%s'; remove the indentation to set "
+			    "a key", v, it->key);
+	else if (!it->type->list)
+		report(ctx, "'%s' takes one value, but this indented line continues it", it->key);
+	else
+		add_to_list(ctx, it, v);
+	free(v);
+}
+
+/* inih hands over a key line's name inside the line buffer our reader filled, and a continuation
+ * line's from its own copy of the key above. */
+static bool in_inih_line(const struct parse_ctx *ctx, const char *p)
+{
+	return (uintptr_t)p - (uintptr_t)ctx->inih_line < ctx->inih_size;
+}
+
 static int config_handler(void *user, const char *section, const char *name, const char *value)
 {
 	struct parse_ctx *ctx = user;
-	const struct config_item *it = find_item(section, name);
+	const struct config_item *it;
 
-	if (!it || ctx->kind == LINE_OTHER) {
-		/* The reader should have stopped this line. */
-		report(ctx, "internal error: unexpected key '%s' in [%s]", name, section);
+	ctx->handled = true;
+	if (ctx->rejected)
+		return 1;
+	if (!in_inih_line(ctx, name)) {
+		if (!ctx->drop_cont)
+			continuation(ctx, section, name, value);
 		return 1;
 	}
-	if (it->type->list)
+	it = check_key(ctx, section, name);
+	ctx->drop_cont = !it;
+	if (it && it->type->list)
 		add_to_list(ctx, it, value);
-	else
+	else if (it)
 		set_scalar(ctx, it, value);
-	return 1; /* errors are counted in ctx; inih's count would only name the first */
+	return 1; /* errors are counted in ctx; inih would remember only the first */
 }
 
 static unsigned line_of(const struct parse_ctx *ctx, size_t offset)
@@ -1367,11 +1274,11 @@ int config_load_buf(const char *name, const char *buf, size_t len, struct config
 
 	if (r < 0)
 		return r == -ENOMEM ? report_oom(&ctx) : r;
+	/* What it returns, the first syntax error, is reported with the others already. */
 	r = ini_parse_stream(config_reader, &ctx, config_handler, &ctx);
+	free(ctx.bad_section);
 	if (r < 0)
 		report_oom(&ctx);
-	else if (r > 0 && ctx.errors == 0)
-		report_at(&ctx, (unsigned)r, "syntax error"); /* the reader should have caught it */
 	if (!ctx.oom)
 		check_config(&ctx);
 	if (ctx.oom || ctx.errors) {

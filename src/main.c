@@ -28,7 +28,7 @@ enum {
 struct options {
 	const char *config;
 	const char *proc_root;
-	bool config_given, dry_run, json, test_config, reset_state, status, version, help;
+	bool config_given, dry_run, json, test_config, print, reset_state, status, version, help;
 };
 
 static void usage(FILE *f)
@@ -40,6 +40,8 @@ static void usage(FILE *f)
 		"  -n, --dry-run       scan once, print the lock plan, lock nothing, exit\n"
 		"      --json          with --dry-run or --status: machine-readable output\n"
 		"  -t, --test-config   check the config, print \"configuration OK\" or every error\n"
+		"      --print         with -t: print every setting in effect, defaults included,\n"
+		"                      as a config file prelockd reads back\n"
 		"  -r, --reset-state   delete the saved state file, exit\n"
 		"  -s, --status        print what the running daemon has locked\n"
 		"  -V, --version       print the version\n"
@@ -52,12 +54,13 @@ static void usage(FILE *f)
 
 static int parse_args(int argc, char **argv, struct options *o)
 {
-	enum { OPT_JSON = 0x100, OPT_PROC_ROOT };
+	enum { OPT_JSON = 0x100, OPT_PROC_ROOT, OPT_PRINT };
 	static const struct option longopts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "dry-run", no_argument, NULL, 'n' },
 		{ "json", no_argument, NULL, OPT_JSON },
 		{ "test-config", no_argument, NULL, 't' },
+		{ "print", no_argument, NULL, OPT_PRINT },
 		{ "reset-state", no_argument, NULL, 'r' },
 		{ "status", no_argument, NULL, 's' },
 		{ "version", no_argument, NULL, 'V' },
@@ -79,6 +82,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 		case 'n': o->dry_run = true; break;
 		case OPT_JSON: o->json = true; break;
 		case 't': o->test_config = true; break;
+		case OPT_PRINT: o->print = true; break;
 		case 'r': o->reset_state = true; break;
 		case 's': o->status = true; break;
 		case 'V': o->version = true; break;
@@ -107,6 +111,10 @@ static int parse_args(int argc, char **argv, struct options *o)
 	}
 	if (o->json && !o->dry_run && !o->status) {
 		fprintf(stderr, "prelockd: --json goes with --dry-run or --status\n");
+		return -EINVAL;
+	}
+	if (o->print && !o->test_config) {
+		fprintf(stderr, "prelockd: --print goes with --test-config\n");
 		return -EINVAL;
 	}
 	return 0;
@@ -324,8 +332,19 @@ static int run(int argc, char **argv)
 	if (r < 0)
 		return r == -EINVAL ? EXIT_CONFIG : (r == -ENOENT || r == -EACCES ? EXIT_CONFIG : EXIT_FAIL);
 	if (o.test_config) {
+		if (!o.print)
+			printf("configuration OK\n");
+		else if (access(o.config, F_OK) == 0)
+			printf("; prelockd: %s, with the default of every key it does not set\n", o.config);
+		else
+			printf("; prelockd: the defaults (%s not found)\n", o.config);
+		if (o.print)
+			config_print(stdout, &cfg);
 		config_free(&cfg);
-		printf("configuration OK\n");
+		if (fflush(stdout) != 0 || ferror(stdout)) {
+			fprintf(stderr, "prelockd: cannot write to stdout: %s\n", strerror(errno));
+			return EXIT_FAIL;
+		}
 		return EXIT_OK;
 	}
 	log_set_level(cfg.log_level);

@@ -1,5 +1,6 @@
 /* Unit tests of src/config.c: value parsers, every key, list rules, error messages with their
- * line numbers, the line reader's edge cases, golden fixtures, the shipped file and dump round trips.
+ * line numbers, the layer around inih (long lines, every syntax error, section lines, continuation
+ * lines), golden fixtures, the shipped file and print round trips.
  * Run from the repo root; PRELOCKD_CONF and CONFIG_FIXTURES override where the files are. */
 #include "check.h"
 #include "config.h"
@@ -100,7 +101,7 @@ static void load_fails(const char *text, const char *want, const char *name)
 	config_free(&cfg);
 }
 
-static char *dump_string(const struct config *cfg)
+static char *print_string(const struct config *cfg)
 {
 	char *buf = NULL;
 	size_t len = 0;
@@ -108,7 +109,7 @@ static char *dump_string(const struct config *cfg)
 
 	if (!f)
 		return NULL;
-	config_dump(f, cfg);
+	config_print(f, cfg);
 	fclose(f);
 	return buf;
 }
@@ -719,11 +720,12 @@ static void test_syntax_errors(void)
 		   "what: mapped # not an inline comment\n",
 		   "t.conf:2: expected 'key = value' or '[section]'\n"
 		   "t.conf:3: expected ']' at the end of the section name\n"
+		   "t.conf:4: unknown key 'interval' in [lock] (it belongs in [daemon])\n"
 		   "t.conf:5: unexpected text after the section name: 'what = whole'\n"
 		   "t.conf:6: expected a key name before '='\n"
 		   "t.conf:9: what: invalid value 'mapped # not an inline comment' (expected whole, "
 		   "mapped or resident)\n",
-		   "several syntax errors, all reported; keys after a broken header skipped");
+		   "several syntax errors, all reported; a broken header leaves the section as it was");
 	load_fails("[lock]\n"
 		   "include = ^/a/\n"
 		   "  [processes]\n"
@@ -732,8 +734,9 @@ static void test_syntax_errors(void)
 		   "keep = 1\n",
 		   "t.conf:3: indented [processes] continues the value of 'include'; remove the "
 		   "indentation to start the section\n"
-		   "t.conf:6: unknown key 'keep' in [processes] (it belongs in [lock])\n",
-		   "indented section header: reported, then taken as the header");
+		   "t.conf:4: unknown key 'only_critical' in [lock] (it belongs in [processes])\n"
+		   "t.conf:5: unknown key 'critical_names' in [lock] (it belongs in [processes])\n",
+		   "indented section header: reported; inih stays in [lock] for the lines after it");
 	load_fails("[lock]\n"
 		   "include = ^/a/\n"
 		   "  exclude = ^/b/\n"
@@ -743,6 +746,106 @@ static void test_syntax_errors(void)
 		   "indentation to set a key\n"
 		   "t.conf:5: keep: invalid number 'x' (expected a whole number of scans)\n",
 		   "indented key assignment");
+}
+
+/* inih returns only the first syntax error; every one is reported, in line order with the rest. */
+static void test_every_syntax_error(void)
+{
+	char *text, *t;
+	size_t len = 0, size = 8192;
+	struct config cfg;
+	struct sink s;
+	int r;
+
+	load_fails("[lock]\nfoo\nkeep = x\n[bar\nwhat = y\nbaz\n: 5\n",
+		   "t.conf:2: expected 'key = value' or '[section]'\n"
+		   "t.conf:3: keep: invalid number 'x' (expected a whole number of scans)\n"
+		   "t.conf:4: expected ']' at the end of the section name\n"
+		   "t.conf:5: what: invalid value 'y' (expected whole, mapped or resident)\n"
+		   "t.conf:6: expected 'key = value' or '[section]'\n"
+		   "t.conf:7: expected a key name before ':'\n",
+		   "syntax and value errors interleaved, in line order");
+	/* A line inih calls an error is, to inih, like an empty one: the indented line after it
+	 * still continues the key above (the regex error shows the item went to include). */
+	load("[lock]\ninclude = ^/a/\nnonsense\n  (\n", &cfg, &s);
+	t = escape(s.text);
+	CHECK(s.count == 2 && strstr(s.text, "t.conf:3: expected 'key = value'") &&
+		      strstr(s.text, "t.conf:4: include: invalid regular expression '('"),
+	      "a continuation after a syntax error continues the key: %s", t);
+	free(t);
+
+	/* Many of them: each at its line, and the value error after them. */
+	text = malloc(size);
+	if (!text)
+		abort();
+	len += (size_t)snprintf(text + len, size - len, "[lock]\n");
+	for (int i = 0; i < 150; i++)
+		len += (size_t)snprintf(text + len, size - len, "junk%d\n", i);
+	snprintf(text + len, size - len, "keep = x\n");
+	r = load(text, &cfg, &s);
+	CHECK(r == -EINVAL && s.count == 151, "150 syntax errors and a value error: 151 messages "
+					      "(got %u)", s.count);
+	CHECK(strstr(s.text, "t.conf:2: expected 'key = value' or '[section]'\n") &&
+		      strstr(s.text, "t.conf:151: expected 'key = value' or '[section]'\n"
+				     "t.conf:152: keep: invalid number 'x'"),
+	      "150 syntax errors: the first and the last at their lines, then the value error");
+	free(text);
+}
+
+/* inih calls no handler for a section line: the layer around it looks at each one. */
+static void test_section_lines(void)
+{
+	char text[256];
+	struct config cfg;
+
+	load_fails("\xEF\xBB\xBF[lk]\nkeep = 1\n",
+		   "t.conf:1: unknown section [lk] (did you mean [lock]?)\n",
+		   "unknown section on line 1 after a BOM");
+	load_fails("[lok]\nkeep = 1\n  2\nfoo\n",
+		   "t.conf:1: unknown section [lok] (did you mean [lock]?)\n"
+		   "t.conf:4: expected 'key = value' or '[section]'\n",
+		   "keys of an unknown section and their continuations are skipped");
+	load_fails("[lock]]\n", "t.conf:1: unexpected text after the section name: ']'\n",
+		   "a second ']'");
+	snprintf(text, sizeof(text), "[%s]\nkeep = 1\n",
+		 "a-section-name-longer-than-the-fifty-bytes-inih-keeps-of-it");
+	load_fails(text,
+		   "t.conf:1: unknown section [a-section-name-longer-than-the-fifty-bytes-inih-keeps-"
+		   "of-it]\n",
+		   "a long unknown section name, reported whole and once");
+	if (load_ok("  [lock]\n  keep = 2\n[daemon]\nlog_level = debug\n[lock] # c\n"
+		    "\twhat = whole\n",
+		    &cfg, "indented lines with no key above them are ordinary lines")) {
+		CHECK(cfg.keep_scans == 2 && cfg.what == WHAT_WHOLE && cfg.log_level == LOG_LEVEL_DEBUG,
+		      "indented section and key lines read as such");
+		config_free(&cfg);
+	}
+}
+
+static void test_continuations(void)
+{
+	struct config cfg;
+
+	if (load_ok("[processes]\ncritical_names = a\n  b;c\n\td\t; c\n  ; only a comment\n"
+		    "  e ;f\n",
+		    &cfg, "inline comments on continuation lines")) {
+		CHECK(cfg.critical_names.n == 4, "four names (got %zu)", cfg.critical_names.n);
+		check_text(cfg.critical_names.n > 1 ? cfg.critical_names.v[1] : NULL, "b;c",
+			  "';' without white space before it is kept");
+		check_text(cfg.critical_names.n > 2 ? cfg.critical_names.v[2] : NULL, "d",
+			  "comment after a tab cut, the tab too");
+		check_text(cfg.critical_names.n > 3 ? cfg.critical_names.v[3] : NULL, "e",
+			  "comment after a space cut");
+		config_free(&cfg);
+	}
+	load_fails("[lock]\nkeep = 1\n  2\n  3\n",
+		   "t.conf:3: 'keep' takes one value, but this indented line continues it\n"
+		   "t.conf:4: 'keep' takes one value, but this indented line continues it\n",
+		   "each continuation of a scalar reported");
+	load_fails("[lock]\nkeep: 1\n  what: whole\n",
+		   "t.conf:3: indented 'what: whole' continues the value of 'keep'; remove the "
+		   "indentation to set a key\n",
+		   "indented key with ':'");
 }
 
 static void test_many_errors(void)
@@ -786,42 +889,50 @@ static void test_long_lines(void)
 	struct sink s;
 	int r;
 
-	/* 250 bytes of content: one error at its line, and the tail is not read as a line. */
+	/* inih's buffer holds 200 bytes: 198, the '\n' we always hand over, and the NUL. 250 bytes of
+	 * content: one error at its line, and the tail is not read as a line. */
 	memset(regex, 'a', sizeof(regex));
 	snprintf(text, sizeof(text), "[lock]\n; two\ninclude = ^/%.237s/\nkeep = x\nwhat = mapped\n",
 		 regex);
 	r = load(text, &cfg, &s);
 	CHECK(r == -EINVAL, "long line: -EINVAL");
 	check_text(s.text,
-		  "t.conf:3: line too long (250 bytes, at most 199)\n"
+		  "t.conf:3: line too long (250 bytes, at most 198)\n"
 		  "t.conf:4: keep: invalid number 'x' (expected a whole number of scans)\n",
 		  "long line: one error, the next line parsed with its own number");
 
-	/* Exactly 199 bytes is fine; 200 is not. */
-	snprintf(text, sizeof(text), "[lock]\ninclude = /%.188s\nwhat = mapped\n", regex);
-	if (load_ok(text, &cfg, "199-byte line")) {
-		CHECK(cfg.include.n == 1 && strlen(cfg.include.src[0]) == 189, "199-byte line read whole");
-		CHECK(cfg.what == WHAT_MAPPED, "line after a 199-byte line");
+	/* Exactly 198 bytes is fine; 199 is not. */
+	snprintf(text, sizeof(text), "[lock]\ninclude = /%.187s\nwhat = mapped\n", regex);
+	if (load_ok(text, &cfg, "198-byte line")) {
+		CHECK(cfg.include.n == 1 && strlen(cfg.include.src[0]) == 188, "198-byte line read whole");
+		CHECK(cfg.what == WHAT_MAPPED, "line after a 198-byte line");
 		config_free(&cfg);
 	}
-	snprintf(text, sizeof(text), "[lock]\ninclude = /%.189s\nwhat = mapped\n", regex);
-	load_fails(text, "t.conf:2: line too long (200 bytes, at most 199)\n", "200-byte line");
+	snprintf(text, sizeof(text), "[lock]\ninclude = /%.188s\nwhat = mapped\n", regex);
+	load_fails(text, "t.conf:2: line too long (199 bytes, at most 198)\n", "199-byte line");
+	snprintf(text, sizeof(text), "[lock]\nkeep = 1\ninclude = /%.188s", regex);
+	load_fails(text, "t.conf:3: line too long (199 bytes, at most 198)\n",
+		   "199-byte last line without a newline");
 
 	/* An over-long key line takes its continuation lines with it. */
 	snprintf(text, sizeof(text), "[lock]\nexclude = /%.200s\n  ^/x/\nkeep = y\n", regex);
 	load_fails(text,
-		   "t.conf:2: line too long (211 bytes, at most 199)\n"
+		   "t.conf:2: line too long (211 bytes, at most 198)\n"
 		   "t.conf:4: keep: invalid number 'y' (expected a whole number of scans)\n",
 		   "long key line: its continuations dropped, not added to another key");
 
 	/* An over-long comment is an error too: inih would read its tail as a line. */
 	snprintf(text, sizeof(text), "[lock]\n; %.220s\nwhat = whole\n", regex);
-	load_fails(text, "t.conf:2: line too long (222 bytes, at most 199)\n", "long comment");
+	load_fails(text, "t.conf:2: line too long (222 bytes, at most 198)\n", "long comment");
 
-	/* CRLF does not count towards the limit. */
-	snprintf(text, sizeof(text), "[lock]\r\ninclude = /%.188s\r\n", regex);
-	if (load_ok(text, &cfg, "199 bytes plus CRLF"))
+	/* The CR of a CRLF is a byte of the line like any other (inih strips it as white space). */
+	snprintf(text, sizeof(text), "[lock]\r\ninclude = /%.186s\r\n", regex);
+	if (load_ok(text, &cfg, "197 bytes plus CRLF")) {
+		CHECK(cfg.include.n == 1 && strlen(cfg.include.src[0]) == 187, "no CR in the value");
 		config_free(&cfg);
+	}
+	snprintf(text, sizeof(text), "[lock]\r\ninclude = /%.187s\r\n", regex);
+	load_fails(text, "t.conf:2: line too long (199 bytes, at most 198)\n", "198 bytes plus CRLF");
 }
 
 static void test_bom_crlf(void)
@@ -919,8 +1030,8 @@ static void test_shipped_file(const char *path)
 	CHECK(r == 0 && s.count == 0, "%s parses cleanly (r=%d): %s", path, r, errors);
 	free(errors);
 	if (r == 0) {
-		want = dump_string(&def);
-		got = dump_string(&cfg);
+		want = print_string(&def);
+		got = print_string(&cfg);
 		check_text(got, want, "the shipped file sets exactly the defaults");
 		config_free(&cfg);
 	}
@@ -936,7 +1047,7 @@ static void test_shipped_file(const char *path)
 		CHECK(strstr(text, pattern), "the shipped file sets '%s'", key);
 	}
 	for (line = text ? strtok_r(text, "\n", &save) : NULL; line; line = strtok_r(NULL, "\n", &save))
-		if (strlen(line) > 199)
+		if (strlen(line) > 198)
 			CHECK(false, "shipped line too long: %s", line);
 	free(text);
 	free(want);
@@ -944,7 +1055,7 @@ static void test_shipped_file(const char *path)
 	config_free(&def);
 }
 
-/* ---- dumps ---- */
+/* ---- printing (prelockd -t --print) ---- */
 
 static void round_trip(const char *text, const char *name)
 {
@@ -955,11 +1066,11 @@ static void round_trip(const char *text, const char *name)
 
 	if (!load_ok(text, &a, name))
 		return;
-	da = dump_string(&a);
-	r = da ? config_load_buf("dump", da, strlen(da), &b, sink_error, &s) : -ENOMEM;
-	CHECK(r == 0 && s.count == 0, "%s: the dump parses back (r=%d, %u errors)", name, r, s.count);
+	da = print_string(&a);
+	r = da ? config_load_buf("printed", da, strlen(da), &b, sink_error, &s) : -ENOMEM;
+	CHECK(r == 0 && s.count == 0, "%s: the printed text parses back (r=%d, %u errors)", name, r, s.count);
 	if (r == 0) {
-		db = dump_string(&b);
+		db = print_string(&b);
 		check_text(db, da, name);
 		CHECK(a.max_total_percent == b.max_total_percent && a.interval_usec == b.interval_usec &&
 			      a.max_total_bytes == b.max_total_bytes,
@@ -971,7 +1082,7 @@ static void round_trip(const char *text, const char *name)
 	config_free(&a);
 }
 
-static void test_dump(void)
+static void test_print(void)
 {
 	char long_item[256], text[512];
 	struct config cfg;
@@ -994,18 +1105,18 @@ static void test_dump(void)
 
 	/* Items too long for "key = value": a key line with no spaces, a long continuation line. */
 	memset(long_item, 'b', sizeof(long_item));
-	snprintf(text, sizeof(text), "[lock]\nexclude=/%.190s\nalways =\n /%.196s\n", long_item,
+	snprintf(text, sizeof(text), "[lock]\nexclude=/%.189s\nalways =\n /%.196s\n", long_item,
 		 long_item);
 	round_trip(text, "round trip of the longest items");
 
 	if (load_ok("[daemon]\ninterval = 7200s\n[lock]\nmax_file_size = 1048576\n"
 		    "max_total_percent = 2.50%\nexclude =\n",
-		    &cfg, "dump format")) {
-		d = dump_string(&cfg);
-		CHECK(d && strstr(d, "[daemon]\ninterval = 2h\n"), "durations dumped in the largest unit");
-		CHECK(d && strstr(d, "\nmax_file_size = 1M\n"), "sizes dumped with a suffix");
-		CHECK(d && strstr(d, "\nmax_total_percent = 2.5\n"), "percent dumped short");
-		CHECK(d && strstr(d, "\nexclude =\n"), "an empty list dumped as 'key ='");
+		    &cfg, "print format")) {
+		d = print_string(&cfg);
+		CHECK(d && strstr(d, "[daemon]\ninterval = 2h\n"), "durations printed in the largest unit");
+		CHECK(d && strstr(d, "\nmax_file_size = 1M\n"), "sizes printed with a suffix");
+		CHECK(d && strstr(d, "\nmax_total_percent = 2.5\n"), "percent printed short");
+		CHECK(d && strstr(d, "\nexclude =\n"), "an empty list printed as 'key ='");
 		CHECK(d && strstr(d, "\n\n[lock]\n") && strstr(d, "\n\n[processes]\n"),
 		      "sections in table order");
 		free(d);
@@ -1033,7 +1144,7 @@ static void golden(const char *conf, const char *expected, bool want_ok)
 		r = config_load_buf(conf, text, conf_len, &cfg, sink_error, &s);
 		CHECK(want_ok ? r == 0 : r == -EINVAL, "%s: returns %d", conf, r);
 		if (r == 0) {
-			char *d = dump_string(&cfg);
+			char *d = print_string(&cfg);
 
 			check_text(d, want, expected);
 			free(d);
@@ -1065,12 +1176,15 @@ int main(int argc, char **argv)
 	test_unknown_names();
 	test_syntax_errors();
 	test_many_errors();
+	test_every_syntax_error();
+	test_section_lines();
+	test_continuations();
 	test_long_lines();
 	test_bom_crlf();
 	test_nul_byte();
 	test_missing_file();
 	test_shipped_file(shipped_path(argc, argv));
-	test_dump();
+	test_print();
 	golden("bad.conf", "bad.expected", false);
 	golden("good.conf", "good.expected", true);
 	return check_done();
