@@ -793,7 +793,12 @@ def shipped_config(overrides):
                 out.append(f"{k} = {v}")
                 done.add((s, k))
 
+    replacing = False
     for line in lines:
+        # An indented line continues a list key: it goes with the key it follows.
+        if replacing and line[:1] in (" ", "\t") and line.strip() and line.strip()[0] not in ";#":
+            continue
+        replacing = False
         m = re.match(r"^\[(\w+)\]", line)
         if m:
             flush(section)
@@ -805,6 +810,7 @@ def shipped_config(overrides):
                 if key not in done:
                     out.append(f"{m.group(1)} = {overrides[key]}")
                     done.add(key)
+                replacing = True
                 continue
         out.append(line)
     flush(section)

@@ -173,7 +173,9 @@ def main():
             f"of all runs). Major faults: the program's, from /proc/PID/stat, in the window. "
             f"Locked: what the locker holds locked of the program's own files (its smaps). "
             f"prelockd-late: prelockd started first, the program {P['late_gap_s']:.0f} s before "
-            f"the hog, after the daemon's last pass.", ""]
+            f"the hog, after the daemon's last pass. \"prelockd passes during the run\": passes "
+            f"the daemon made by itself after the hog started (prelockd-late: after the program "
+            f"started).", ""]
         for p in progs:
             png = os.path.join(plots, "bench-latency.png" if p.name == "synthetic"
                                else f"bench-latency-{p.name}.png")
