@@ -1,10 +1,11 @@
 /* The config file: one table of {section, key, type, field} drives parsing, defaults, and printing.
  *
  * inih parses the INI syntax. What it cannot do for us, as Debian builds it, is done by a thin
- * layer around it: a reader that hands inih one line at a time (so the handler knows the line it
- * is called for) and refuses a line longer than inih's buffer (whose tail inih would parse as a
- * line of its own); a search for every syntax error, where inih returns only the first; a look at
- * each section line inih took, since inih calls no handler for one; and checks of the values. */
+ * layer around it: a reader that hands inih one line at a time (so that the handler knows the
+ * line it is called for) and refuses a line longer than inih's buffer (whose tail inih would
+ * parse as a line of its own); for each line that inih called no handler for, inih is asked what
+ * that line is on its own, since it returns only its first syntax error and calls no handler for
+ * a section line; and the handler, which checks names and values. */
 #include "config.h"
 
 #include <ctype.h>
@@ -175,7 +176,6 @@ struct parse_ctx {
 	bool rejected;  /* the reader refused the current line (too long, NUL byte) */
 	bool handled;   /* inih called the handler for the current line */
 	bool drop_cont; /* the line indented lines continue was refused: skip them too */
-	char *bad_section; /* the unknown section reported last: its keys are skipped */
 	unsigned set_line[ELEMENTSOF(items)]; /* where each key was first set; 0 = not in the file */
 	unsigned errors;
 	bool oom;
@@ -766,24 +766,23 @@ static void print_string(FILE *f, const struct config_item *it, const void *fiel
 }
 
 /* Lists are repeated keys; an empty one is "key =", which empties the default when read back. */
+static void print_list(FILE *f, const struct config_item *it, char *const *v, size_t n)
+{
+	if (n == 0)
+		print_value(f, it, "");
+	for (size_t i = 0; i < n; i++)
+		print_value(f, it, v[i]);
+}
+
 static void print_strv(FILE *f, const struct config_item *it, const void *field)
 {
-	const struct strv *l = field;
-
-	if (l->n == 0)
-		print_value(f, it, "");
-	for (size_t i = 0; i < l->n; i++)
-		print_value(f, it, l->v[i]);
+	print_list(f, it, ((const struct strv *)field)->v, ((const struct strv *)field)->n);
 }
 
 static void print_regexes(FILE *f, const struct config_item *it, const void *field)
 {
-	const struct regex_list *l = field;
-
-	if (l->n == 0)
-		print_value(f, it, "");
-	for (size_t i = 0; i < l->n; i++)
-		print_value(f, it, l->src[i]);
+	print_list(f, it, ((const struct regex_list *)field)->src,
+		   ((const struct regex_list *)field)->n);
 }
 
 void config_print(FILE *f, const struct config *cfg)
@@ -888,94 +887,69 @@ static size_t first_nonblank(const struct parse_ctx *ctx)
 	return i;
 }
 
+/* What inih makes of one line on its own. */
 struct probe {
-	char *section; /* the section the probe's "=" line is in; NULL for none */
-	bool oom;
+	enum { PROBE_OTHER, PROBE_SECTION, PROBE_KEY } kind;
+	char name[INI_MAX_LINE]; /* of the section or the key, as inih keeps it */
+	bool called;
 };
 
 static int probe_handler(void *user, const char *section, const char *name, const char *value)
 {
 	struct probe *p = user;
 
-	(void)name;
 	(void)value;
-	if (*section && !p->section && !p->oom) {
-		p->section = strdup(section);
-		p->oom = !p->section;
+	if (!p->called && (*name || *section)) {
+		p->kind = *name ? PROBE_KEY : PROBE_SECTION;
+		snprintf(p->name, sizeof(p->name), "%s", *name ? name : section);
 	}
+	p->called = true;
 	return 1;
 }
 
-/* Asks inih what the current line is on its own: 1 for a syntax error, else 0 and, for a section
- * line, the section's name in p. A line of the file that inih called no handler for is a syntax
- * error, a section line, a comment or an empty line, wherever it stands: only a continuation
- * line depends on the lines before it, and inih calls the handler for one. The "=" after the
- * line makes inih call the handler with the section it is in; an empty line before it keeps
- * inih from skipping a BOM that is not on line 1. */
-static int probe_line(const struct parse_ctx *ctx, struct probe *p)
+/* Asks inih what a line is on its own: 1 for a syntax error, else 0 and what it is in p. A line
+ * of the file that inih called no handler for is a syntax error, a section line, a comment or an
+ * empty line, wherever it stands: only a continuation line depends on the lines before it, and
+ * inih calls the handler for one. The "=" after the line makes inih call the handler at least
+ * once, with the section it is in; an empty line before it (but on line 1) keeps inih from
+ * skipping a BOM that is not at the start of the file. */
+static int probe_line(const char *text, size_t len, bool line1, struct probe *p)
 {
-	size_t skip = ctx->line > 1;
-	char *s = malloc(skip + ctx->text_len + 4);
+	size_t skip = !line1;
+	char *s = malloc(skip + len + 4);
 	int r;
 
-	*p = (struct probe){ .oom = !s };
 	if (!s)
 		return -ENOMEM;
 	memcpy(s, "\n", skip);
-	memcpy(s + skip, ctx->text, ctx->text_len);
-	memcpy(s + skip + ctx->text_len, "\n=\n", 4);
+	memcpy(s + skip, text, len);
+	memcpy(s + skip + len, "\n=\n", 4);
+	*p = (struct probe){ .kind = PROBE_OTHER };
 	r = ini_parse_string(s, probe_handler, p);
 	free(s);
-	if (p->oom || r < 0) {
-		free(p->section);
-		return -ENOMEM;
-	}
-	return r == (int)skip + 1;
+	return r < 0 ? -ENOMEM : r == (int)skip + 1;
 }
 
-static void report_unknown_section(struct parse_ctx *ctx, const char *name)
+/* A section line inih took: its name must be known, and nothing but a comment may follow its ']'
+ * (inih ignores it: a key written there would be lost without a word). */
+static void check_section_line(struct parse_ctx *ctx, const char *name)
 {
-	const char *near = closest_section(name);
-
-	report(ctx, "unknown section [%s]%s%s%s", name, near ? " (did you mean [" : "",
-	       near ? near : "", near ? "]?)" : "");
-}
-
-/* A section line inih took: its name must be known, and nothing may follow its ']' (inih ignores
- * it: a key written there would be lost without a word). inih keeps at most 49 bytes of a name;
- * messages quote the name as written. */
-static void check_section_line(struct parse_ctx *ctx, char *section)
-{
-	const char *s = ctx->text + first_nonblank(ctx), *end = ctx->text + ctx->text_len;
-	const char *close = memchr(s, ']', (size_t)(end - s)), *rest;
-	char *written;
+	const char *end = ctx->text + ctx->text_len, *near;
+	const char *rest = memchr(ctx->text, ']', ctx->text_len);
 	size_t n;
 
-	if (!close) { /* cannot happen: inih took it for a section line */
-		free(section);
-		return;
-	}
-	for (rest = close + 1; rest < end && isspace((unsigned char)*rest); rest++)
+	while (rest && ++rest < end && isspace((unsigned char)*rest))
 		;
-	if (rest < end && *rest != ';' && *rest != '#') {
+	if (rest && rest < end && *rest != ';' && *rest != '#') {
 		for (n = (size_t)(end - rest); isspace((unsigned char)rest[n - 1]); n--)
 			;
 		report(ctx, "unexpected text after the section name: '%.*s'", (int)n, rest);
 	}
-	free(ctx->bad_section);
-	ctx->bad_section = NULL;
-	if (find_section(section)) {
-		free(section);
+	if (find_section(name))
 		return;
-	}
-	ctx->bad_section = section; /* its keys are skipped without a word */
-	written = strndup(s + 1, (size_t)(close - s - 1));
-	if (!written) {
-		report_oom(ctx);
-		return;
-	}
-	report_unknown_section(ctx, written);
-	free(written);
+	near = closest_section(name);
+	report(ctx, "unknown section [%s]%s%s%s", name, near ? " (did you mean [" : "",
+	       near ? near : "", near ? "]?)" : ""); /* its keys are skipped without a word */
 }
 
 /* inih calls no handler for a section line, and says only that some line is wrong: so each line
@@ -983,21 +957,19 @@ static void check_section_line(struct parse_ctx *ctx, char *section)
 static void check_line(struct parse_ctx *ctx)
 {
 	struct probe p;
-	size_t i;
 	int r;
 
 	if (!ctx->text || ctx->rejected || ctx->handled)
 		return;
-	r = probe_line(ctx, &p);
-	if (r < 0) {
+	r = probe_line(ctx->text, ctx->text_len, ctx->line == 1, &p);
+	if (r < 0)
 		report_oom(ctx);
-	} else if (r == 1) {
-		i = first_nonblank(ctx);
-		report(ctx, "%s", ctx->text[i] == '[' ? "expected ']' at the end of the section name"
-						      : "expected 'key = value' or '[section]'");
-	} else if (p.section) {
-		check_section_line(ctx, p.section);
-	}
+	else if (r == 1 && ctx->text[first_nonblank(ctx)] == '[')
+		report(ctx, "expected ']' at the end of the section name");
+	else if (r == 1)
+		report(ctx, "expected 'key = value' or '[section]'");
+	else if (p.kind == PROBE_SECTION)
+		check_section_line(ctx, p.name);
 }
 
 static void report_rejected(struct parse_ctx *ctx, size_t max)
@@ -1086,17 +1058,8 @@ static const struct config_item *check_key(struct parse_ctx *ctx, const char *se
 		report(ctx, "key '%s' before any [section] header%s", name, hint);
 		return NULL;
 	}
-	if (!find_section(section)) {
-		/* Reported at its section line, unless the reader refused that line. */
-		if (!ctx->bad_section || strcmp(section, ctx->bad_section) != 0) {
-			report_unknown_section(ctx, section);
-			free(ctx->bad_section);
-			ctx->bad_section = strdup(section);
-			if (!ctx->bad_section)
-				report_oom(ctx);
-		}
-		return NULL;
-	}
+	if (!find_section(section))
+		return NULL; /* reported at its section line */
 	it = find_item(section, name);
 	if (!it) {
 		key_hint(name, section, hint, sizeof(hint));
@@ -1118,58 +1081,30 @@ static void cut_inline_comment(char *s)
 	rstrip(s);
 }
 
-/* "[name]" with a known name. */
-static bool looks_like_section(char *text)
-{
-	size_t n = strlen(text);
-	bool known;
-
-	if (n < 2 || text[0] != '[' || text[n - 1] != ']')
-		return false;
-	text[n - 1] = '\0';
-	known = find_section(text + 1) != NULL;
-	text[n - 1] = ']';
-	return known;
-}
-
-/* "key = ..." with a key of the section. */
-static bool looks_like_key(const char *section, char *text)
-{
-	char *end = text + strcspn(text, "=:"), saved;
-	bool known;
-
-	if (!*end)
-		return false;
-	while (end > text && isspace((unsigned char)end[-1]))
-		end--;
-	saved = *end;
-	*end = '\0';
-	known = find_item(section, text) != NULL;
-	*end = saved;
-	return known;
-}
-
 /* An indented line continues the key above it (configparser's rule, which inih follows), so an
  * indented "[lock]" or "exclude = x" would silently become one more item of a list: nobody
- * means that. */
+ * means that. inih says what the line would be unindented. */
 static void continuation(struct parse_ctx *ctx, const char *section, const char *name,
 			 const char *value)
 {
 	const struct config_item *it = find_item(section, name);
+	struct probe p;
 	char *v;
 
 	if (!it)
 		return; /* cannot happen: a key line that is not in the table sets drop_cont */
 	v = strdup(value);
-	if (!v) {
+	if (v)
+		cut_inline_comment(v);
+	if (!v || probe_line(v, strlen(v), false, &p) < 0) {
+		free(v);
 		report_oom(ctx);
 		return;
 	}
-	cut_inline_comment(v);
-	if (looks_like_section(v))
+	if (p.kind == PROBE_SECTION && find_section(p.name))
 		report(ctx, "indented %s continues the value of '%s'; remove the indentation to start "
 			    "the section", v, it->key);
-	else if (looks_like_key(section, v))
+	else if (p.kind == PROBE_KEY && find_item(section, p.name))
 		report(ctx, "indented '%s' continues the value of '%s'; remove the indentation to set "
 			    "a key", v, it->key);
 	else if (!it->type->list)
@@ -1192,8 +1127,12 @@ static int config_handler(void *user, const char *section, const char *name, con
 	const struct config_item *it;
 
 	ctx->handled = true;
-	if (ctx->rejected)
+	if (ctx->rejected || !name)
+		return 1; /* !name: a section line, from an inih built to report them (not Debian's) */
+	if (!value) { /* a line without '=', from an inih built to allow them (not Debian's) */
+		report(ctx, "expected 'key = value' or '[section]'");
 		return 1;
+	}
 	if (!in_inih_line(ctx, name)) {
 		if (!ctx->drop_cont)
 			continuation(ctx, section, name, value);
@@ -1276,7 +1215,6 @@ int config_load_buf(const char *name, const char *buf, size_t len, struct config
 		return r == -ENOMEM ? report_oom(&ctx) : r;
 	/* What it returns, the first syntax error, is reported with the others already. */
 	r = ini_parse_stream(config_reader, &ctx, config_handler, &ctx);
-	free(ctx.bad_section);
 	if (r < 0)
 		report_oom(&ctx);
 	if (!ctx.oom)

@@ -810,9 +810,8 @@ static void test_section_lines(void)
 	snprintf(text, sizeof(text), "[%s]\nkeep = 1\n",
 		 "a-section-name-longer-than-the-fifty-bytes-inih-keeps-of-it");
 	load_fails(text,
-		   "t.conf:1: unknown section [a-section-name-longer-than-the-fifty-bytes-inih-keeps-"
-		   "of-it]\n",
-		   "a long unknown section name, reported whole and once");
+		   "t.conf:1: unknown section [a-section-name-longer-than-the-fifty-bytes-inih-k]\n",
+		   "a long unknown section name, reported once, as inih keeps it (49 bytes)");
 	if (load_ok("  [lock]\n  keep = 2\n[daemon]\nlog_level = debug\n[lock] # c\n"
 		    "\twhat = whole\n",
 		    &cfg, "indented lines with no key above them are ordinary lines")) {
@@ -842,6 +841,17 @@ static void test_continuations(void)
 		   "t.conf:3: 'keep' takes one value, but this indented line continues it\n"
 		   "t.conf:4: 'keep' takes one value, but this indented line continues it\n",
 		   "each continuation of a scalar reported");
+	load_fails("[lock]\ninclude = ^/a/\n  [processes] x ; c\n",
+		   "t.conf:3: indented [processes] x continues the value of 'include'; remove the "
+		   "indentation to start the section\n",
+		   "indented section line with text after it");
+	if (load_ok("[lock]\ninclude = ^/a/\n  [xy]\n  other = 1\n", &cfg,
+		    "indented lines that name no section or key of the section are items")) {
+		CHECK(cfg.include.n == 3 && regex_list_match(&cfg.include, "x") &&
+			      regex_list_match(&cfg.include, "other = 1"),
+		      "'[xy]' and 'other = 1' added to include");
+		config_free(&cfg);
+	}
 	load_fails("[lock]\nkeep: 1\n  what: whole\n",
 		   "t.conf:3: indented 'what: whole' continues the value of 'keep'; remove the "
 		   "indentation to set a key\n",
