@@ -291,13 +291,15 @@ uninstall:
 
 # --- benchmarks (bench/: `make bench`, as root) --------------------------------------------------
 # Efficacy under memory pressure and cost on a large population, against vmtouch and memlockd.
-# Needs root, vmtouch, memlockd and gnuplot (it checks, and installs nothing); takes about 5 min.
-# Writes bench/results/ and docs/bench-latency.png. BENCH_ARGS="--quick" for a short trial run.
+# Needs root, vmtouch, memlockd and gnuplot (it checks, and installs nothing); takes about 10 min.
+# Writes bench/results/ and docs/bench-latency*.png. BENCH_ARGS="--quick" for a short trial run
+# (its results go to /var/tmp/prelockd-bench/results-quick). The cost benchmark also reads
+# mappings as text, under tests/helpers/noquery (PROCMAP_QUERY refused, as on kernels before 6.11).
 PYTHON ?= python3
 BENCH_HELPERS := $(addprefix $(BUILD)/bench/,standin hog population readmaps)
 BENCH_ARGS ?=
 
-bench: $(BIN) $(BENCH_HELPERS)
+bench: $(BIN) $(BENCH_HELPERS) $(BUILD)/helpers/noquery
 	PRELOCKD=$(CURDIR)/$(BIN) BENCH_HELPERS=$(CURDIR)/$(BUILD)/bench $(PYTHON) bench/run.py $(BENCH_ARGS)
 
 $(BUILD)/bench/%: bench/%.c bench/benchutil.h
