@@ -47,7 +47,8 @@ struct part {
 	size_t nchunks;
 };
 
-#define USAGE "usage: standin [-g CGROUP_PROCS] [-p MS] [-d S] [-w N] [-c CODE_MIB] FILE CODE_WS [DATA_WS]"
+#define USAGE \
+	"usage: standin [-g CGROUP_PROCS] [-p MS] [-d S] [-w N] [-c CODE_MIB] FILE CODE_WS [DATA_WS]"
 
 static volatile sig_atomic_t stop;
 volatile uint64_t data_sink; /* global, so that the compiler keeps the reads that feed it */
@@ -101,17 +102,16 @@ static void run_round(const struct part *code, const struct part *data)
 {
 	uint64_t sum = 0;
 
-	for (size_t k = 0; k < code->nchunks; k++)
-		for (size_t i = 0; i < code->chunks[k].npages; i++) {
-			void (*fn)(void) = (void (*)(void))(code->base +
-							    (code->chunks[k].first_page + i) * PAGE);
-			fn();
-		}
-	for (size_t k = 0; k < data->nchunks; k++)
-		for (size_t i = 0; i < data->chunks[k].npages; i++)
-			sum += *(const uint64_t *)(const void *)(data->base +
-								 (data->chunks[k].first_page + i) *
-									 PAGE);
+	for (size_t k = 0; k < code->nchunks; k++) {
+		const unsigned char *p = code->base + code->chunks[k].first_page * PAGE;
+		for (size_t i = 0; i < code->chunks[k].npages; i++, p += PAGE)
+			((void (*)(void))p)();
+	}
+	for (size_t k = 0; k < data->nchunks; k++) {
+		const unsigned char *p = data->base + data->chunks[k].first_page * PAGE;
+		for (size_t i = 0; i < data->chunks[k].npages; i++, p += PAGE)
+			sum += *(const volatile uint64_t *)(const void *)p;
+	}
 	data_sink = sum;
 }
 
