@@ -639,8 +639,10 @@ def pass_status(m):
     return m.startswith("STATUS=") and not re.search(r" \d+/\d+$", m)
 
 
-PASS_LINE = re.compile(r"pass (\d+): (\d+) files, (.*?) locked of (.*?) budget; (\d+) processes "
-                       r"\((\d+) read\), (\d+) mappings, (\d+) ms CPU"
+# The daemon's summary line of a pass. Words between "pass N" and the colon (a kind of pass, say)
+# are allowed.
+PASS_LINE = re.compile(r"pass (\d+)\b[^:]*: (\d+) files, (.*?) locked of (.*?) budget; (\d+) "
+                       r"processes \((\d+) read\), (\d+) mappings, (\d+) ms CPU"
                        r"(?: \((\d+) scanning, (\d+) locking\))?, (\d+) ms wall")
 
 

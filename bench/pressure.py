@@ -358,6 +358,10 @@ def one_run(program, scenario, rep, workdir):
         for f in program.files:
             B.evict(f)
         run["cached_at_start_kib"] = B.cached_bytes(program.files) // 1024
+        if run["cached_at_start_kib"] > 1024:
+            # Eviction drops only pages no one maps or locks: someone else holds these.
+            notes.append(f"{run['cached_at_start_kib']} KiB of its files stayed cached after "
+                         f"eviction (another process maps or locks them)")
         pass_at_start = daemon_pass(locker)
         s = program.start(cg)
         if not s.ready.wait(30) or s.proc.poll() is not None:
