@@ -48,6 +48,7 @@ $(BUILD)/prelockd-debug: $(SRCS) $(wildcard include/*.h)
 	$(MAKE) --no-print-directory BUILD=$(BUILD)/debug BIN=$@ EXTRA_CFLAGS="$(EXTRA_CFLAGS) -DPRELOCKD_DEBUG" $@
 
 $(BUILD)/libprelockd.a: $(LIB_OBJS)
+	rm -f $@
 	$(AR) rcs $@ $^
 
 $(BUILD)/%.o: src/%.c $(wildcard include/*.h) | $(BUILD)
@@ -200,7 +201,8 @@ valgrind-run: $(BIN) $(BUILD)/prelockd-debug $(UNIT_BINS) $(HELPER_BINS)
 		echo "== $$f"; head -n 80 $$f; done; exit 1; fi; \
 	echo "valgrind: $$(ls $(BUILD)/logs | wc -l) runs, no errors"
 
-# `make lint`: cppcheck and clang-tidy on the sources, helpers and fuzz targets. Every check that
+# `make lint`: the layering check (tests/lint/layers.sh, also run by make check), then cppcheck
+# and clang-tidy on the sources, helpers and fuzz targets. Every check that
 # is turned off, and every suppression, says why in tests/lint/.
 CPPCHECK ?= cppcheck
 CLANG_TIDY ?= clang-tidy
@@ -209,6 +211,7 @@ LINT_CFLAGS := -std=gnu11 -Iinclude -D_GNU_SOURCE -DPRELOCKD_DEBUG -DSYSCONFDIR=
 	-DPRELOCKD_VERSION='"$(VERSION)"' $(DEPS_CFLAGS)
 
 lint:
+	tests/lint/layers.sh
 	$(CPPCHECK) --quiet --error-exitcode=1 --enable=warning,style,performance,portability \
 		--inline-suppr --suppress-xml=tests/lint/cppcheck-suppressions.xml --std=c11 \
 		-D_GNU_SOURCE -D__linux__ -D__x86_64__ -Iinclude $(LINT_SRCS)
@@ -223,6 +226,7 @@ clean-hardening:
 
 # Unit tests run as anyone; integration tests need root and the real kernel.
 check: $(BIN) $(BUILD)/prelockd-debug $(UNIT_BINS) $(HELPER_BINS)
+	@tests/lint/layers.sh
 	@PRELOCKD=$(CURDIR)/$(BUILD)/prelockd-debug PRELOCKD_RELEASE=$(CURDIR)/$(BIN) \
 		BUILD=$(CURDIR)/$(BUILD) tests/run-tests $(UNIT_BINS)
 

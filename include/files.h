@@ -19,7 +19,6 @@ enum file_reason {
 	REASON_EMPTY,         /* nothing to lock (size 0 or no pages in use yet) */
 	REASON_BUDGET,        /* did not fit in the budget */
 	REASON_BUDGET_PARTLY, /* keeps what it has locked, cannot grow: budget */
-	REASON_NOT_CRITICAL,  /* only_critical and no critical process maps it */
 	REASON_UNMAPPED,      /* no process maps it; kept for `keep` scans */
 	REASON_LOCK_FAILED,   /* mmap or mlock failed: errno in lock_errno */
 };

@@ -50,16 +50,19 @@ int buf_read_at(struct buf *b, int dirfd, const char *path);
  * Returns 0, -EBADFD (not a regular file), -EFBIG (too big) or another -errno. */
 int buf_read_regular(struct buf *b, const char *path, size_t max_bytes);
 
-/* Writes data to path atomically: temporary file in the same directory, fsync when durable,
- * rename. Creates the directory (mode 0755) when missing. Returns 0 or -errno. */
-int write_file_atomic(const char *path, const char *data, size_t len, unsigned mode, bool durable);
-/* The same in two steps, for writing through stdio without building the text in memory:
- * atomic_fopen() opens the temporary file (NULL with errno set); atomic_fclose() flushes,
- * fsyncs when durable, and renames it over path when commit (else removes it); frees tmp.
- * The temporary file has a new name each time (created with O_EXCL, never opened over
- * something that is there) and is mode & 0600 whatever the umask. */
+/* Writes a file atomically through stdio, without building the text in memory: atomic_fopen()
+ * opens a temporary file in the same directory, creating the directory (mode 0755) when missing
+ * (NULL with errno set); atomic_fclose() flushes, fsyncs when durable, and renames it over path
+ * when commit (else removes it); frees tmp. The temporary file has a new name each time
+ * (created with O_EXCL, never opened over something that is there) and is mode & 0600 whatever
+ * the umask. */
 FILE *atomic_fopen(const char *path, char **tmp, unsigned mode);
 int atomic_fclose(FILE *f, char *tmp, const char *path, bool durable, bool commit);
+
+/* Reads the decimal digits at *pp (at least one, no sign; stops at end or the first non-digit)
+ * and moves *pp past them. False, with *pp unmoved, when there is no digit or the value does not
+ * fit 64 bits. The one decimal reader of /proc text, the state file and cgroup files. */
+bool parse_dec_u64(const char **pp, const char *end, uint64_t *out);
 
 uint64_t now_usec(int clock);
 size_t page_size(void);

@@ -1,6 +1,10 @@
-/* The pass and the event loop: sd-event receives signals and timers, so no handler ever runs
- * daemon logic asynchronously. */
+/* The daemon: the event loop, the passes it runs, and what it says about them. sd-event receives
+ * signals and timers, so no handler ever runs daemon logic asynchronously. The stages of a pass
+ * count what they meet; this file decides what to log and report, and says each problem once. */
+#include "daemon.h"
+
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,8 +14,29 @@
 #include <systemd/sd-event.h>
 #include <time.h>
 
-#include "daemon.h"
+#include "lock.h"
+#include "lockpass.h"
 #include "log.h"
+#include "select.h"
+#include "state.h"
+#include "status.h"
+#ifdef PRELOCKD_DEBUG
+#include "debug.h"
+#endif
+
+#define WARNED_DENIED 0x1u
+#define WARNED_MALFORMED 0x2u
+#define WARNED_LOCK_FAILED 0x4u
+#define WARNED_STATE 0x8u
+#define WARNED_STATUS 0x10u
+#define WARNED_NOFILE 0x20u
+#define WARNED_BAD_PROC 0x40u
+#define WARNED_PAGEMAP 0x100u
+#define WARNED_WATCH 0x200u
+
+/* The state is written at most this often while running (each write is an fsync and an fstat
+ * per locked file), and always at exit. */
+#define STATE_SAVE_EVERY_USEC (60 * UINT64_C(1000000))
 
 static uint64_t memtotal_bytes(void)
 {
@@ -22,48 +47,64 @@ static uint64_t memtotal_bytes(void)
 	return (uint64_t)si.totalram * si.mem_unit;
 }
 
+uint64_t daemon_budget(const struct daemon *d)
+{
+	return compute_budget(&d->cfg, memtotal_bytes(), d->ls.page);
+}
+
 /* Descriptors files may hold: all but a reserve for reading /proc, sd-event and the journal. */
-void daemon_update_fd_budget(struct daemon *d)
+static void update_fd_budget(struct daemon *d)
 {
 	struct rlimit rl;
 	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY)
-		d->fd_budget = 1u << 20;
+		d->ls.fd_budget = 1u << 20;
 	else
-		d->fd_budget = rl.rlim_cur > 64 ? (uint32_t)MIN(rl.rlim_cur - 64, 1u << 20) : 0;
+		d->ls.fd_budget = rl.rlim_cur > 64 ? (uint32_t)MIN(rl.rlim_cur - 64, 1u << 20) : 0;
 }
 
-static uint64_t cpu_usec(void)
+int daemon_init(struct daemon *d, struct config *cfg, const char *config_path, bool dry_run)
 {
-	return now_usec(CLOCK_PROCESS_CPUTIME_ID);
+	*d = (struct daemon){ .cfg = *cfg, .config_path = config_path, .dry_run = dry_run,
+			      .full_every = 10, .progress_every_usec = 500000 };
+	*cfg = (struct config){ 0 };
+	d->ls.page = page_size();
+	d->ls.watch.fd = -1;
+	scan_init(&d->scan);
+	d->proc_fd = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (d->proc_fd < 0)
+		return log_error_errno(-errno, "cannot open /proc"), -errno;
+	d->ls.budget_bytes = daemon_budget(d);
+	update_fd_budget(d);
+	memcg_init(&d->ls.memcg);
+	return 0;
 }
 
 /* STATUS= for the service manager, after READY=1 in the same datagram when ready is set. */
 static void notify_status(struct daemon *d, bool ready)
 {
 	char locked[32], budget[32], next[48] = "";
+	uint64_t interval = d->cfg.interval_usec;
 
-	if (d->dry_run)
-		return;
-	if (d->cfg.interval_usec >= 1000000)
+	if (interval >= 1000000)
 		snprintf(next, sizeof(next), ", next scan in %llus",
-			 (unsigned long long)(d->cfg.interval_usec / 1000000));
-	else if (d->cfg.interval_usec) /* "in 0s" would read as a stuck timer */
-		snprintf(next, sizeof(next), ", next scan in %llums",
-			 (unsigned long long)(d->cfg.interval_usec / 1000));
+			 (unsigned long long)(interval / 1000000));
+	else if (interval) /* "in 0s" would read as a stuck timer */
+		snprintf(next, sizeof(next), ", next scan in %llums", (unsigned long long)(interval / 1000));
 	else
 		snprintf(next, sizeof(next), ", next scan on SIGUSR1/SIGHUP");
 	sd_notifyf(0, "%sSTATUS=%u files, %s locked of %s budget%s", ready ? "READY=1\n" : "",
-		   d->locked_files,
-		   format_bytes(locked, sizeof(locked), d->locked_bytes),
-		   format_bytes(budget, sizeof(budget), d->budget_bytes), next);
+		   d->ls.locked_files, format_bytes(locked, sizeof(locked), d->ls.locked_bytes),
+		   format_bytes(budget, sizeof(budget), d->ls.budget_bytes), next);
 }
 
-void pass_progress(struct daemon *d, const char *doing, uint32_t done, uint32_t total)
+/* Given to the stages: keeps watchdog pings flowing during a long pass (sd-event pings only
+ * between loop iterations) and, before READY, reports progress ("locking 320/738 files"). */
+static void on_progress(void *userdata, const char *doing, uint32_t done, uint32_t total)
 {
-	if (d->dry_run || (!d->watchdog_usec && d->ready_sent))
+	struct daemon *d = userdata;
+	if (!d->watchdog_usec && d->ready_sent)
 		return;
 	uint64_t now = now_usec(CLOCK_MONOTONIC);
-	/* sd-event pings only between loop iterations; a pass of seconds must ping itself. */
 	if (d->watchdog_usec && now - d->last_ping_usec >= d->watchdog_usec / 4) {
 		sd_notify(0, "WATCHDOG=1");
 		d->last_ping_usec = now;
@@ -74,68 +115,164 @@ void pass_progress(struct daemon *d, const char *doing, uint32_t done, uint32_t 
 	}
 }
 
-#define STATE_SAVE_EVERY_USEC (60 * UINT64_C(1000000))
+static bool first_time(struct daemon *d, uint32_t bit)
+{
+	if (d->warned & bit)
+		return false;
+	d->warned |= bit;
+	return true;
+}
 
-int daemon_pass(struct daemon *d)
+static const char *slot_path(const struct daemon *d, int64_t slot)
+{
+	if (slot < 0 || (uint64_t)slot >= d->ls.files.nslots || !d->ls.files.slots[slot].in_use)
+		return "?";
+	return d->ls.files.slots[slot].path;
+}
+
+/* Says, once for the daemon's life, each kind of problem the pass counted. */
+static void report_problems(struct daemon *d, const struct pass_stats *st)
+{
+	if (st->procs_denied && first_time(d, WARNED_DENIED))
+		log_warning_errno(st->denied_err, "cannot read the mappings of pid %d (needs "
+				  "CAP_SYS_PTRACE, and no sandbox or LSM in the way), skipping such "
+				  "processes (reported once)", (int)st->denied_pid);
+	if (st->procs_bad && first_time(d, WARNED_BAD_PROC))
+		log_warning_errno(st->bad_err, "pid %d: unreadable process data, ignoring (reported "
+				  "once)", (int)st->bad_pid);
+	if (st->maps_malformed && first_time(d, WARNED_MALFORMED))
+		log_warning("/proc/%d/maps: %u malformed line(s) skipped, ignoring (reported once)",
+			    (int)st->malformed_pid, st->maps_malformed);
+	if (st->pagemap_denied && first_time(d, WARNED_PAGEMAP))
+		log_warning("cannot read /proc/%d/pagemap (other users' processes need "
+			    "CAP_DAC_READ_SEARCH): locking what such processes map, not only what "
+			    "they use (reported once)", (int)st->pagemap_denied_pid);
+	if (st->nofile && first_time(d, WARNED_NOFILE))
+		log_warning_errno(-EMFILE, "out of file descriptors; raise LimitNOFILE=, ignoring");
+	if (st->fds_short && first_time(d, WARNED_NOFILE))
+		log_warning("RLIMIT_NOFILE leaves room for %u open files: locked files beyond that are "
+			    "held by their mappings alone and watched by path (raise LimitNOFILE=), "
+			    "reported once", d->ls.fd_budget);
+	if (st->watch_failed && first_time(d, WARNED_WATCH))
+		log_debug_errno(st->watch_err, "cannot watch %s: looking at it every pass instead",
+				slot_path(d, st->watch_failed_slot));
+	if (!st->lock_failed || !first_time(d, WARNED_LOCK_FAILED))
+		return;
+	const char *path = slot_path(d, st->lock_failed_slot);
+	if (st->lock_failed_memcg)
+		log_warning_errno(st->lock_err, "cannot lock %s: the daemon's memory cgroup %s is near "
+				  "its limit (it stops %llu MiB short, where mlock() would stall); "
+				  "keeping what is locked, will retry (reported once)", path,
+				  d->ls.memcg.dir[0], (unsigned long long)(d->ls.memcg.margin >> 20));
+	else if (st->lock_err == -ENOMEM || st->lock_err == -EAGAIN)
+		log_warning_errno(st->lock_err, "cannot lock %s: out of lockable memory (memory cgroup "
+				  "limit, RLIMIT_MEMLOCK or vm.max_map_count); keeping what is locked, "
+				  "will retry (reported once)", path);
+	else
+		log_warning_errno(st->lock_err, "cannot lock %s, ignoring (reported once)", path);
+}
+
+static void log_pass(struct daemon *d, uint64_t cpu, uint64_t cpu_scan, uint64_t wall)
+{
+	const struct pass_stats *st = &d->stats;
+	char locked[32], budget[32];
+	struct log_fields lf = { .bytes = (int64_t)d->ls.locked_bytes, .files = d->ls.locked_files };
+	log_full(LOG_INFO, &lf, 0,
+		 "pass %u: %u files, %s locked of %s budget; %u processes (%u read), %u mappings, "
+		 "%u ms CPU (%u scanning, %u locking), %u ms wall",
+		 d->pass, d->ls.locked_files, format_bytes(locked, sizeof(locked), d->ls.locked_bytes),
+		 format_bytes(budget, sizeof(budget), d->ls.budget_bytes), st->procs, st->procs_read,
+		 st->mappings, (unsigned)(cpu / 1000), (unsigned)(cpu_scan / 1000),
+		 (unsigned)((cpu - cpu_scan) / 1000), (unsigned)(wall / 1000));
+	log_debug("details of pass %u: processes %u vanished, %u denied, %u unreadable, %u without pagemap; "
+		  "%u malformed maps lines; files %u opened, %u could not be, %u could not be locked",
+		  d->pass, st->procs_vanished,
+		  st->procs_denied, st->procs_bad, st->pagemap_denied, st->maps_malformed,
+		  st->files_opened, st->open_failed, st->lock_failed);
+}
+
+static void save_state(struct daemon *d, bool at_exit)
+{
+	uint64_t now = now_usec(CLOCK_MONOTONIC);
+	if (!at_exit && (!d->ls.changed ||
+			 (d->state_saved_usec && now - d->state_saved_usec < STATE_SAVE_EVERY_USEC)))
+		return;
+	d->state_saved_usec = now;
+	int r = state_save(&d->ls, d->proc_fd, d->cfg.state_file);
+	if (r >= 0)
+		d->ls.changed = false;
+	else if (at_exit)
+		log_warning_errno(r, "cannot save state to %s", d->cfg.state_file);
+	else if (first_time(d, WARNED_STATE))
+		log_warning_errno(r, "cannot save state to %s, running on without it",
+				  d->cfg.state_file);
+}
+
+static void write_status(struct daemon *d)
+{
+	struct status_info si = { .pid = getpid(), .pass = d->pass, .what = d->cfg.what,
+				  .interval_usec = d->cfg.interval_usec,
+				  .locked_files = d->ls.locked_files, .locked_bytes = d->ls.locked_bytes,
+				  .budget_bytes = d->ls.budget_bytes, .processes = d->scan.nprocs,
+				  .stats = &d->stats };
+	int r = status_write(d->cfg.status_file, &d->ls.files, &si);
+	if (r < 0 && first_time(d, WARNED_STATUS))
+		log_warning_errno(r, "cannot write status file %s, running on without it",
+				  d->cfg.status_file);
+}
+
+static uint64_t cpu_usec(void)
+{
+	return now_usec(CLOCK_PROCESS_CPUTIME_ID);
+}
+
+/* One pass: scan, then lock; then say what happened. */
+static void daemon_pass(struct daemon *d)
 {
 	uint64_t cpu0 = cpu_usec(), t0 = now_usec(CLOCK_MONOTONIC);
 	int r;
 
 	d->pass++;
-	d->stats = (struct pass_stats){ 0 };
-	d->memtotal_bytes = memtotal_bytes();
-	d->budget_bytes = compute_budget(&d->cfg, d->memtotal_bytes, d->page);
-	daemon_update_fd_budget(d);
-	memcg_refresh(&d->memcg);
-	r = scan_processes(d);
+	struct pass_ctx c = { .cfg = &d->cfg, .proc_fd = d->proc_fd, .pass = d->pass,
+			      .dry_run = d->dry_run, .watch = d->ready_sent,
+			      .full = d->force_full || d->full_every <= 1 || d->pass % d->full_every == 1,
+			      .progress = d->dry_run ? NULL : on_progress, .progress_ud = d,
+			      .stats = { .lock_failed_slot = -1, .watch_failed_slot = -1 } };
+	d->force_full = false;
+	d->ls.budget_bytes = daemon_budget(d);
+	update_fd_budget(d);
+	memcg_refresh(&d->ls.memcg);
+	int use_query = d->scan.use_query;
+	r = scan_processes(&d->scan, &d->ls, &c);
 	if (r < 0)
 		log_warning_errno(r, "scan incomplete, keeping what is locked");
-	scan_aggregate(d);
+	if (use_query && !d->scan.use_query)
+		log_debug("PROCMAP_QUERY unsupported here, parsing maps as text");
+	scan_aggregate(&d->scan, &d->ls, &c);
 	uint64_t cpu_scan = cpu_usec() - cpu0;
-	r = lock_pass(d);
+	r = lock_pass(&d->ls, &c, &d->runs);
 	if (r < 0)
 		log_warning_errno(r, "locking pass incomplete");
 #ifdef PRELOCKD_DEBUG
-	if (!d->dry_run && lock_verify_accounting(d) < 0)
+	if (!d->dry_run && debug_verify_accounting(&d->ls) < 0)
 		abort();
 #endif
-	uint64_t cpu = cpu_usec() - cpu0, wall = now_usec(CLOCK_MONOTONIC) - t0;
+	d->stats = c.stats;
+	report_problems(d, &d->stats);
 	if (d->dry_run)
-		return 0;
+		return;
+	log_pass(d, cpu_usec() - cpu0, cpu_scan, now_usec(CLOCK_MONOTONIC) - t0);
+	write_status(d);
+	save_state(d, false);
+}
 
-	char locked[32], budget[32];
-	struct log_fields lf = { .bytes = (int64_t)d->locked_bytes, .files = d->locked_files };
-	log_full(LOG_INFO, &lf, 0,
-		 "pass %u: %u files, %s locked of %s budget; %u processes (%u read), %u mappings, "
-		 "%u ms CPU (%u scanning, %u locking), %u ms wall",
-		 d->pass, d->locked_files, format_bytes(locked, sizeof(locked), d->locked_bytes),
-		 format_bytes(budget, sizeof(budget), d->budget_bytes), d->stats.procs,
-		 d->stats.procs_read, d->stats.mappings, (unsigned)(cpu / 1000),
-		 (unsigned)(cpu_scan / 1000), (unsigned)((cpu - cpu_scan) / 1000),
-		 (unsigned)(wall / 1000));
-	r = status_write(d);
-	if (r < 0 && !(d->warned & WARNED_STATUS)) {
-		log_warning_errno(r, "cannot write status file %s, running on without it",
-				  d->cfg.status_file);
-		d->warned |= WARNED_STATUS;
-	}
-	/* The state is a hint for the next start, checked again when restored: written when the
-	 * locked set changed, at most once a minute while running (each write is an fsync and an
-	 * fstat per locked file), and always at exit. */
-	uint64_t now = now_usec(CLOCK_MONOTONIC);
-	if (d->locked_set_changed &&
-	    (!d->state_saved_usec || now - d->state_saved_usec >= STATE_SAVE_EVERY_USEC)) {
-		d->state_saved_usec = now;
-		r = state_save(d);
-		if (r < 0 && !(d->warned & WARNED_STATE)) {
-			log_warning_errno(r, "cannot save state to %s, running on without it",
-					  d->cfg.state_file);
-			d->warned |= WARNED_STATE;
-		}
-		if (r >= 0)
-			d->locked_set_changed = false;
-	}
-	return 0;
+void daemon_dry_run(struct daemon *d, bool json)
+{
+	daemon_pass(d);
+	struct status_info si = { .pid = getpid(), .pass = d->pass, .what = d->cfg.what,
+				  .budget_bytes = d->ls.budget_bytes, .processes = d->scan.nprocs,
+				  .stats = &d->stats };
+	dry_run_print(&d->ls.files, &si, json);
 }
 
 static void arm_timer(struct daemon *d)
@@ -153,26 +290,27 @@ static void arm_timer(struct daemon *d)
 	sd_event_source_set_enabled(d->timer, SD_EVENT_ONESHOT);
 }
 
-static int on_timer(sd_event_source *s, uint64_t usec, void *userdata)
+static void rescan(struct daemon *d)
 {
-	struct daemon *d = userdata;
-	(void)s;
-	(void)usec;
 	daemon_pass(d);
 	notify_status(d, false);
 	arm_timer(d);
+}
+
+static int on_timer(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	(void)s;
+	(void)usec;
+	rescan(userdata);
 	return 0;
 }
 
 static int on_usr1(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
 {
-	struct daemon *d = userdata;
 	(void)s;
 	(void)si;
 	log_info("SIGUSR1: rescanning now");
-	daemon_pass(d);
-	notify_status(d, false);
-	arm_timer(d);
+	rescan(userdata);
 	return 0;
 }
 
@@ -190,11 +328,11 @@ static void apply_config(struct daemon *d, struct config *n)
 	config_free(&d->cfg);
 	d->cfg = *n;
 	log_set_level(d->cfg.log_level);
-	for (uint32_t s = 0; s < d->files.nslots; s++) {
-		struct lfile *f = &d->files.slots[s];
+	for (uint32_t s = 0; s < d->ls.files.nslots; s++) {
+		struct lfile *f = &d->ls.files.slots[s];
 		if (!f->in_use)
 			continue;
-		file_check_evaluate(d, f);
+		select_judge_path(&d->cfg, f);
 		f->settled = false; /* max_file_size, what: plan it again */
 		if (what_changed)
 			file_want_clear(f);
@@ -217,7 +355,7 @@ static int on_hup(sd_event_source *s, const struct signalfd_siginfo *si, void *u
 		log_error("configuration %s rejected, running on with the previous one", d->config_path);
 	} else {
 		apply_config(d, &n);
-		memcg_init(&d->memcg); /* the service may have been moved to another cgroup */
+		memcg_init(&d->ls.memcg); /* the service may have been moved to another cgroup */
 		daemon_pass(d);
 		arm_timer(d);
 	}
@@ -231,13 +369,35 @@ static int on_term(sd_event_source *s, const struct signalfd_siginfo *si, void *
 	(void)s;
 	sd_notify(0, "STOPPING=1");
 	log_info("%s: saving state and exiting", strsignal((int)si->ssi_signo));
-	int r = state_save(d);
-	if (r < 0)
-		log_warning_errno(r, "cannot save state to %s", d->cfg.state_file);
+	save_state(d, true);
 	return sd_event_exit(sd_event_source_get_event(s), 0);
 }
 
-int daemon_run(struct daemon *d)
+/* Locks what the saved state lists, before the first scan. */
+static void restore_state(struct daemon *d)
+{
+	struct pass_ctx c = { .cfg = &d->cfg, .proc_fd = d->proc_fd, .pass = d->pass };
+	int bad_line;
+	char buf[32];
+	int r = state_restore(&d->ls, &c, d->cfg.state_file, &bad_line);
+	if (r == -EBADMSG)
+		log_warning("%s:%d: not a valid prelockd state file, ignoring it", d->cfg.state_file,
+			    bad_line);
+	else if (r == -EBADFD)
+		log_warning("state file %s is not a regular file, ignoring", d->cfg.state_file);
+	else if (r == -EFBIG)
+		log_warning("state file %s is bigger than %u MiB, ignoring", d->cfg.state_file,
+			    STATE_FILE_MAX_BYTES >> 20);
+	else if (r < 0)
+		log_warning_errno(r, "cannot read state file %s, ignoring", d->cfg.state_file);
+	else if (*d->cfg.state_file) {
+		struct log_fields lf = { .bytes = (int64_t)d->ls.locked_bytes, .files = r };
+		log_full(LOG_INFO, &lf, 0, "restored %d files, %s locked from %s", r,
+			 format_bytes(buf, sizeof(buf), d->ls.locked_bytes), d->cfg.state_file);
+	}
+}
+
+static int setup_loop(struct daemon *d)
 {
 	static const int sigs[] = { SIGHUP, SIGUSR1, SIGTERM, SIGINT };
 	sd_event_signal_handler_t handlers[] = { on_hup, on_usr1, on_term, on_term };
@@ -263,7 +423,6 @@ int daemon_run(struct daemon *d)
 	if (r > 0 && sd_watchdog_enabled(0, &d->watchdog_usec) <= 0)
 		d->watchdog_usec = 0;
 	d->last_ping_usec = d->last_progress_usec = now_usec(CLOCK_MONOTONIC);
-	d->progress_every_usec = 500000;
 #ifdef PRELOCKD_DEBUG
 	/* Test builds only: a first pass takes milliseconds on a test machine, too short to show
 	 * its progress reports; tests ask for them at every item. */
@@ -275,7 +434,19 @@ int daemon_run(struct daemon *d)
 	if (r < 0)
 		return log_error_errno(r, "cannot add timer"), r;
 	sd_event_source_set_enabled(d->timer, SD_EVENT_OFF);
+	return 0;
+}
 
+int daemon_run(struct daemon *d)
+{
+	update_fd_budget(d); /* main() raised RLIMIT_NOFILE */
+	watch_init(&d->ls.watch);
+	if (d->ls.watch.fd < 0)
+		log_debug_errno(-errno, "inotify unavailable: locked files are checked every pass");
+	restore_state(d);
+	int r = setup_loop(d);
+	if (r < 0)
+		return r;
 	daemon_pass(d);
 	notify_status(d, true);
 	d->ready_sent = true;
@@ -287,17 +458,14 @@ int daemon_run(struct daemon *d)
 
 void daemon_free(struct daemon *d)
 {
-	lock_release_all(d);
+	lock_release_all(&d->ls);
 	d->timer = sd_event_source_unref(d->timer);
 	d->event = sd_event_unref(d->event);
-	procs_free(d);
-	memcg_free(&d->memcg);
-	watch_free(d);
-	file_table_free(&d->files);
-	buf_free(&d->buf);
-	free(d->pagemap_buf);
-	free(d->runs);
-	free(d->pm);
+	scan_free(&d->scan);
+	memcg_free(&d->ls.memcg);
+	watch_free(&d->ls.watch);
+	file_table_free(&d->ls.files);
+	runs_free(&d->runs);
 	config_free(&d->cfg);
 	if (d->proc_fd >= 0)
 		close(d->proc_fd);

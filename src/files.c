@@ -18,7 +18,6 @@ const char *file_reason_to_string(enum file_reason r)
 		[REASON_EMPTY] = "nothing to lock",
 		[REASON_BUDGET] = "over budget",
 		[REASON_BUDGET_PARTLY] = "budget: cannot grow",
-		[REASON_NOT_CRITICAL] = "not critical",
 		[REASON_UNMAPPED] = "unmapped, kept",
 		[REASON_LOCK_FAILED] = "lock failed",
 	};

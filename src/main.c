@@ -10,12 +10,13 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
-#include <sys/sysinfo.h>
 
 #include <ini.h>
 
 #include "daemon.h"
 #include "log.h"
+#include "state.h"
+#include "status.h"
 
 enum {
 	EXIT_OK = 0,
@@ -27,7 +28,6 @@ enum {
 
 struct options {
 	const char *config;
-	const char *proc_root;
 	bool config_given, dry_run, json, test_config, print, reset_state, status, version, help;
 };
 
@@ -54,7 +54,7 @@ static void usage(FILE *f)
 
 static int parse_args(int argc, char **argv, struct options *o)
 {
-	enum { OPT_JSON = 0x100, OPT_PROC_ROOT, OPT_PRINT };
+	enum { OPT_JSON = 0x100, OPT_PRINT };
 	static const struct option longopts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "dry-run", no_argument, NULL, 'n' },
@@ -65,13 +65,11 @@ static int parse_args(int argc, char **argv, struct options *o)
 		{ "status", no_argument, NULL, 's' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
-		/* For tests: scan a fake proc tree. */
-		{ "proc-root", required_argument, NULL, OPT_PROC_ROOT },
 		{ 0 },
 	};
 	int c;
 
-	*o = (struct options){ .config = CONFIG_DEFAULT_PATH, .proc_root = "/proc" };
+	*o = (struct options){ .config = CONFIG_DEFAULT_PATH };
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":c:ntrsVh", longopts, NULL)) != -1) {
 		switch (c) {
@@ -87,7 +85,6 @@ static int parse_args(int argc, char **argv, struct options *o)
 		case 's': o->status = true; break;
 		case 'V': o->version = true; break;
 		case 'h': o->help = true; break;
-		case OPT_PROC_ROOT: o->proc_root = optarg; break;
 		case ':':
 			fprintf(stderr, "prelockd: option '%s' needs an argument\n", argv[optind - 1]);
 			return -EINVAL;
@@ -206,7 +203,7 @@ static int reset_state(const struct config *cfg)
 			  (int)pid, cfg->status_file);
 		return EXIT_FAIL;
 	}
-	int r = state_reset(cfg);
+	int r = state_reset(cfg->state_file);
 	if (r < 0) {
 		log_error("cannot delete %s: %s", cfg->state_file, strerror(-r));
 		return EXIT_FAIL;
@@ -249,7 +246,7 @@ static int check_lock_privilege(const struct daemon *d)
 		return 0;
 	if (getrlimit(RLIMIT_MEMLOCK, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY)
 		return 0;
-	uint64_t want = d->budget_bytes + self_headroom;
+	uint64_t want = d->ls.budget_bytes + self_headroom;
 	if ((uint64_t)rl.rlim_cur >= want)
 		return 0;
 	log_error("cannot lock memory: CAP_IPC_LOCK is missing and RLIMIT_MEMLOCK is %llu KiB, "
@@ -257,7 +254,7 @@ static int check_lock_privilege(const struct daemon *d)
 		"  Run as root, or grant CAP_IPC_LOCK (AmbientCapabilities=CAP_IPC_LOCK in the unit,\n"
 		"  or setpriv --inh-caps +ipc_lock --ambient-caps +ipc_lock), or raise the limit to at\n"
 		"  least %llu KiB (LimitMEMLOCK=%lluK in the unit; ulimit -l %llu in a shell).\n",
-		(unsigned long long)rl.rlim_cur / 1024, format_bytes(need, sizeof(need), d->budget_bytes),
+		(unsigned long long)rl.rlim_cur / 1024, format_bytes(need, sizeof(need), d->ls.budget_bytes),
 		(unsigned long long)want / 1024, (unsigned long long)want / 1024,
 		(unsigned long long)want / 1024);
 	return -EPERM;
@@ -273,26 +270,6 @@ static int lock_self(void)
 		"  or raise RLIMIT_MEMLOCK (LimitMEMLOCK=infinity in the unit; ulimit -l unlimited).\n",
 		strerror(-r));
 	return r;
-}
-
-static int daemon_init(struct daemon *d, const struct options *o, struct config *cfg)
-{
-	*d = (struct daemon){ .cfg = *cfg, .config_path = o->config, .proc_root = o->proc_root,
-			      .proc_fd = -1, .inotify_fd = -1, .page = page_size(), .self_pid = getpid(),
-			      .full_every = 10, .use_query = -1, .dry_run = o->dry_run,
-			      .json = o->json };
-	*cfg = (struct config){ 0 };
-	d->proc_fd = open(o->proc_root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (d->proc_fd < 0) {
-		fprintf(stderr, "prelockd: cannot open %s: %s\n", o->proc_root, strerror(errno));
-		return -errno;
-	}
-	struct sysinfo si;
-	if (sysinfo(&si) == 0)
-		d->memtotal_bytes = (uint64_t)si.totalram * si.mem_unit;
-	d->budget_bytes = compute_budget(&d->cfg, d->memtotal_bytes, d->page);
-	memcg_init(&d->memcg);
-	return 0;
 }
 
 static int run(int argc, char **argv)
@@ -359,14 +336,13 @@ static int run(int argc, char **argv)
 		return r < 0 ? EXIT_FAIL : EXIT_OK;
 	}
 
-	r = daemon_init(&d, &o, &cfg);
+	r = daemon_init(&d, &cfg, o.config, o.dry_run);
 	if (r < 0) {
 		daemon_free(&d);
 		return EXIT_FAIL;
 	}
 	if (o.dry_run) {
-		daemon_pass(&d);
-		dry_run_print(&d);
+		daemon_dry_run(&d, o.json);
 		daemon_free(&d);
 		return EXIT_OK;
 	}
@@ -375,9 +351,6 @@ static int run(int argc, char **argv)
 		return EXIT_NOPERM;
 	}
 	raise_nofile();
-	daemon_update_fd_budget(&d);
-	watch_init(&d);
-	state_restore(&d);
 	r = daemon_run(&d);
 	daemon_free(&d);
 	return r < 0 ? EXIT_FAIL : EXIT_OK;

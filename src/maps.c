@@ -11,6 +11,7 @@
  * both append " (deleted)" to unlinked files, which we strip into e->deleted; and both keep only
  * names that fit PATH_MAX with their NUL (see NAME_MAX_BYTES). */
 #include "maps.h"
+#include "util.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -100,26 +101,6 @@ static bool parse_hex(const char **pp, const char *end, uint64_t *out)
 		v = v << 4 | d;
 		p++;
 	} while (p < end && hex_value(*p, &d));
-	*pp = p;
-	*out = v;
-	return true;
-}
-
-static bool parse_dec(const char **pp, const char *end, uint64_t *out)
-{
-	const char *p = *pp;
-	uint64_t v = 0;
-
-	if (p == end || (unsigned)(*p - '0') > 9)
-		return false;
-	do {
-		unsigned d = (unsigned)(*p - '0');
-
-		if (v > (UINT64_MAX - d) / 10)
-			return false;
-		v = v * 10 + d;
-		p++;
-	} while (p < end && (unsigned)(*p - '0') <= 9);
 	*pp = p;
 	*out = v;
 	return true;
@@ -224,7 +205,7 @@ static bool parse_line(const char *p, const char *eol, char *name_buf, struct ma
 	    !parse_perms(&p, eol, &e->perms) || !expect(&p, eol, ' ') ||
 	    !parse_hex(&p, eol, &e->offset) || !expect(&p, eol, ' ') ||
 	    !parse_hex(&p, eol, &major) || !expect(&p, eol, ':') || !parse_hex(&p, eol, &minor) ||
-	    !expect(&p, eol, ' ') || !parse_dec(&p, eol, &e->inode))
+	    !expect(&p, eol, ' ') || !parse_dec_u64(&p, eol, &e->inode))
 		return false;
 	if (e->start > e->end || major > UINT_MAX || minor > UINT_MAX)
 		return false;

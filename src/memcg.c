@@ -10,8 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon.h" /* parse_proc_cgroup() */
 #include "log.h"
+#include "procfs.h"
 #include "util.h"
 
 /* v1 reports "no limit" as PAGE_COUNTER_MAX in bytes (0x7ffffffffffff000 with 4 KiB pages); any
@@ -180,17 +180,11 @@ int memcg_locate(const char *cgroup, const char *mountinfo, char *dir, size_t di
 	return r;
 }
 
+/* A whole line of digits: "123\n" or "123". */
 static bool parse_bytes(const char *text, uint64_t *v)
 {
-	char *end;
-	if (*text < '0' || *text > '9')
-		return false;
-	errno = 0;
-	unsigned long long n = strtoull(text, &end, 10);
-	if (errno || (*end != '\n' && *end != '\0'))
-		return false;
-	*v = n;
-	return true;
+	const char *p = text;
+	return parse_dec_u64(&p, p + strlen(p), v) && (*p == '\n' || *p == '\0');
 }
 
 bool memcg_parse_limit(const char *text, uint64_t *limit)
@@ -218,10 +212,10 @@ uint64_t memcg_parse_reclaimable(const char *stat, bool v2)
 	for (const char *line = stat; *line;) {
 		for (size_t k = 0; k < ARRAY_SIZE(keys); k++) {
 			size_t kl = strlen(keys[k]);
-			if (strncmp(line, keys[k], kl) == 0) {
-				unsigned long long v = strtoull(line + kl, NULL, 10);
+			const char *p = line + kl;
+			uint64_t v;
+			if (strncmp(line, keys[k], kl) == 0 && parse_dec_u64(&p, p + strlen(p), &v))
 				sum = sum + v < sum ? UINT64_MAX : sum + v;
-			}
 		}
 		const char *nl = strchr(line, '\n');
 		if (!nl)

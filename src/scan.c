@@ -5,8 +5,8 @@
  * vsize (mmap and munmap move it) and minflt+majflt summed over all threads (a page cannot enter
  * a process's page tables without a fault, so `resident` data cannot grow without it). A process
  * that is equal in all three since the last pass has, short of an munmap+mmap of the very same
- * size without touching a page, the same mappings and pages; every `full_every` passes everything
- * is re-read anyway to close that gap. */
+ * size without touching a page, the same mappings and pages; full passes (by wall time, decided
+ * by the daemon) re-read everything anyway to close that gap. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -15,9 +15,11 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 
-#include "daemon.h"
-#include "log.h"
+#include "fileopen.h"
 #include "maps.h"
+#include "procfs.h"
+#include "scan.h"
+#include "select.h"
 
 #define PF_KTHREAD 0x00200000ul
 #define PM_PRESENT (1ull << 63)
@@ -27,84 +29,17 @@
 #define PAGEMAP_BATCH 8192
 #define PAGEMAP_GAP 16
 
-int parse_proc_stat(const char *buf, size_t len, struct proc_stat *st)
-{
-	const char *open = memchr(buf, '(', len), *close = NULL;
-	/* comm may itself contain ')' and spaces: the last ')' ends it. */
-	for (size_t i = len; i > 0; i--)
-		if (buf[i - 1] == ')') {
-			close = buf + i - 1;
-			break;
-		}
-	if (!open || !close || close < open)
-		return -EINVAL;
-	size_t clen = MIN((size_t)(close - open - 1), sizeof(st->comm) - 1);
-	memcpy(st->comm, open + 1, clen);
-	st->comm[clen] = '\0';
-
-	/* Fields after comm, numbered as in proc(5): 3 state, 9 flags, 10 minflt, 12 majflt,
-	 * 22 starttime, 23 vsize. */
-	const char *p = close + 1, *end = buf + len;
-	uint64_t v[24] = { 0 };
-	for (int field = 3; field <= 23; field++) {
-		while (p < end && *p == ' ')
-			p++;
-		if (p >= end)
-			return -EINVAL;
-		if (field == 3) {
-			p++;
-			continue;
-		}
-		bool neg = *p == '-';
-		if (neg)
-			p++;
-		if (p >= end || *p < '0' || *p > '9')
-			return -EINVAL;
-		uint64_t x = 0;
-		while (p < end && *p >= '0' && *p <= '9') {
-			if (x > (UINT64_MAX - 9) / 10)
-				return -EINVAL;
-			x = x * 10 + (uint64_t)(*p++ - '0');
-		}
-		if (p < end && *p != ' ' && *p != '\n')
-			return -EINVAL;
-		v[field] = neg ? 0 : x;
-	}
-	st->flags = (unsigned long)v[9];
-	st->minflt = v[10];
-	st->majflt = v[12];
-	st->starttime = v[22];
-	st->vsize = v[23];
-	return 0;
-}
-
-int parse_proc_cgroup(const char *buf, size_t len, char *out, size_t outlen)
-{
-	const char *p = buf, *end = buf + len;
-	while (p < end) {
-		const char *nl = memchr(p, '\n', (size_t)(end - p));
-		const char *le = nl ? nl : end;
-		if (le - p >= 3 && memcmp(p, "0::", 3) == 0) {
-			size_t n = (size_t)(le - p - 3);
-			if (n >= outlen)
-				return -ENAMETOOLONG;
-			memcpy(out, p + 3, n);
-			out[n] = '\0';
-			return 0;
-		}
-		p = le + 1;
-	}
-	return -ENOENT;
-}
-
+/* The process being read, and what it is read with. */
 struct scan_one {
-	struct daemon *d;
+	struct scan *s;
+	struct lockset *ls;
+	struct pass_ctx *c;
 	struct proc *p;
 	char pid_dir[32];
 };
 
 /* Decides, once per file, whether its path qualifies, and opens it to learn its size. */
-static void file_first_seen(struct daemon *d, struct lfile *f, bool deleted)
+static void file_first_seen(struct scan_one *o, struct lfile *f, bool deleted)
 {
 	if (deleted) {
 		f->deleted_only = true;
@@ -112,16 +47,16 @@ static void file_first_seen(struct daemon *d, struct lfile *f, bool deleted)
 		f->reason = REASON_DELETED;
 		return;
 	}
-	file_check_evaluate(d, f);
-	if (f->eligible && file_open_verified(d, f) == 0)
-		file_hold_or_close(d, f);
+	select_judge_path(o->c->cfg, f);
+	if (f->eligible && file_open_verified(o->ls, o->c, f) == 0)
+		file_hold_or_close(o->ls, o->c, f);
 }
 
-static int push_pm(struct daemon *d, uint64_t vpage, uint64_t npages, uint32_t slot, uint64_t pgoff)
+static int push_pm(struct scan *s, uint64_t vpage, uint64_t npages, uint32_t slot, uint64_t pgoff)
 {
-	if (GROW_ARRAY(d->pm, d->npm, d->cap_pm, 256) < 0)
+	if (GROW_ARRAY(s->pm, s->npm, s->cap_pm, 256) < 0)
 		return -ENOMEM;
-	d->pm[d->npm++] = (struct pm_req){ .vpage = vpage, .npages = npages, .slot = slot,
+	s->pm[s->npm++] = (struct pm_req){ .vpage = vpage, .npages = npages, .slot = slot,
 					   .pgoff = (uint32_t)pgoff };
 	return 0;
 }
@@ -144,12 +79,12 @@ static uint64_t next_want_bit(const struct lfile *f, uint64_t p, uint64_t end, b
 /* Queues the pages of a mapping that must be looked up in pagemap; read_pagemaps() reads them.
  * Pages some other process already showed in use need no second look: walking page tables is
  * most of the cost of a `resident` pass, and shared libraries are mapped by many processes. */
-static int queue_pagemap(struct scan_one *c, uint32_t slot, const struct lfile *f,
+static int queue_pagemap(struct scan_one *o, uint32_t slot, const struct lfile *f,
 			 const struct map_entry *e)
 {
-	struct daemon *d = c->d;
-	uint64_t vpage = e->start / d->page, pgoff = e->offset / d->page;
-	uint64_t n = (e->end - e->start) / d->page;
+	size_t page = o->ls->page;
+	uint64_t vpage = e->start / page, pgoff = e->offset / page;
+	uint64_t n = (e->end - e->start) / page;
 
 	/* Pages past the file's end (or past the bitmap) cannot be locked: do not read them. */
 	if (pgoff >= f->want_npages)
@@ -160,7 +95,7 @@ static int queue_pagemap(struct scan_one *c, uint32_t slot, const struct lfile *
 		if (a >= end)
 			break;
 		uint64_t b = next_want_bit(f, a, end, true);
-		int r = push_pm(d, vpage + (a - pgoff), b - a, slot, a);
+		int r = push_pm(o->s, vpage + (a - pgoff), b - a, slot, a);
 		if (r < 0)
 			return r;
 		p = b;
@@ -172,55 +107,51 @@ static int queue_pagemap(struct scan_one *c, uint32_t slot, const struct lfile *
  * space, so one read of a window covers many mappings: a pread per mapping costs about 3 us of
  * kernel entry and page-table walk setup, more than the few hundred entries most of them hold.
  * A window stops at PAGEMAP_BATCH pages or where the next mapping is far away. */
-static int read_pagemaps(struct scan_one *c)
+static int read_pagemaps(struct scan_one *o)
 {
-	struct daemon *d = c->d;
+	struct scan *s = o->s;
+	struct file_table *t = &o->ls->files;
 	uint64_t win_start = 0, win_end = 0; /* virtual pages held in the buffer */
 
-	if (!d->npm)
+	if (!s->npm)
 		return 0;
-	if (!d->pagemap_buf) {
-		d->pagemap_buf = malloc(PAGEMAP_BATCH * sizeof(uint64_t));
-		if (!d->pagemap_buf)
+	if (!s->pagemap_buf) {
+		s->pagemap_buf = malloc(PAGEMAP_BATCH * sizeof(uint64_t));
+		if (!s->pagemap_buf)
 			return -ENOMEM;
 	}
 	char path[48];
-	snprintf(path, sizeof(path), "%s/pagemap", c->pid_dir);
-	_cleanup_close_ int fd = openat(d->proc_fd, path, O_RDONLY | O_CLOEXEC);
+	snprintf(path, sizeof(path), "%s/pagemap", o->pid_dir);
+	_cleanup_close_ int fd = openat(o->c->proc_fd, path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0 && (errno == EACCES || errno == EPERM)) {
 		/* pagemap is mode 0400 to its owner: CAP_SYS_PTRACE passes the ptrace check but not
 		 * this one (that takes CAP_DAC_READ_SEARCH). Without it, another user's process
 		 * counts as using all that it maps, as in `mapped` mode. */
-		if (!(d->warned & WARNED_PAGEMAP)) {
-			log_warning("cannot read %s/pagemap (other users' processes need "
-				    "CAP_DAC_READ_SEARCH): locking what such processes map, not only "
-				    "what they use (reported once)", c->pid_dir);
-			d->warned |= WARNED_PAGEMAP;
-		}
-		for (uint32_t i = 0; i < d->npm; i++)
-			file_want_set_range(file_at(&d->files, d->pm[i].slot), d->pm[i].pgoff,
-					    d->pm[i].npages);
+		if (!o->c->stats.pagemap_denied++)
+			o->c->stats.pagemap_denied_pid = o->p->pid;
+		for (uint32_t i = 0; i < s->npm; i++)
+			file_want_set_range(file_at(t, s->pm[i].slot), s->pm[i].pgoff, s->pm[i].npages);
 		return 0;
 	}
 	if (fd < 0)
 		return -errno;
-	for (uint32_t i = 0; i < d->npm; i++) {
-		const struct pm_req *q = &d->pm[i];
-		struct lfile *f = file_at(&d->files, q->slot);
+	for (uint32_t i = 0; i < s->npm; i++) {
+		const struct pm_req *q = &s->pm[i];
+		struct lfile *f = file_at(t, q->slot);
 		uint64_t run = 0; /* present pages just before v, not yet marked */
 		for (uint64_t v = q->vpage; v < q->vpage + q->npages; v++) {
 			if (v < win_start || v >= win_end) {
 				/* Extend the window over following mappings that are close. */
 				uint64_t end = q->vpage + q->npages;
-				for (uint32_t k = i + 1; k < d->npm; k++) {
-					const struct pm_req *nq = &d->pm[k];
+				for (uint32_t k = i + 1; k < s->npm; k++) {
+					const struct pm_req *nq = &s->pm[k];
 					if (nq->vpage < end || nq->vpage - end > PAGEMAP_GAP ||
 					    nq->vpage + nq->npages - v > PAGEMAP_BATCH)
 						break;
 					end = nq->vpage + nq->npages;
 				}
 				end = MIN(end, v + PAGEMAP_BATCH);
-				ssize_t r = pread(fd, d->pagemap_buf, (end - v) * 8, (off_t)(v * 8));
+				ssize_t r = pread(fd, s->pagemap_buf, (end - v) * 8, (off_t)(v * 8));
 				if (r <= 0) {
 					int e = r < 0 ? -errno : 0;
 					if (run) /* what was seen before the process went */
@@ -231,7 +162,7 @@ static int read_pagemaps(struct scan_one *c)
 				win_start = v;
 				win_end = v + (uint64_t)r / 8;
 			}
-			uint64_t pm = d->pagemap_buf[v - win_start];
+			uint64_t pm = s->pagemap_buf[v - win_start];
 			if ((pm & PM_PRESENT) && (pm & PM_FILE)) {
 				run++;
 				continue;
@@ -274,101 +205,97 @@ static int add_pmap(struct proc *p, bool with_range, uint32_t slot, uint64_t pgo
 
 static int on_mapping(const struct map_entry *e, void *userdata)
 {
-	struct scan_one *c = userdata;
-	struct daemon *d = c->d;
+	struct scan_one *o = userdata;
+	struct file_table *t = &o->ls->files;
+	const struct config *cfg = o->c->cfg;
+	size_t page = o->ls->page;
 	bool created;
 
 	if (!map_entry_is_exec_file(e))
 		return 0;
 	uint64_t dev = makedev(e->dev_major, e->dev_minor);
-	int64_t s;
+	int64_t slot;
 	if (!e->path) {
 		/* Without its name (PROCMAP_QUERY, lazily): enough for a file already known. */
-		s = file_table_find(&d->files, dev, e->inode);
-		if (s < 0)
+		slot = file_table_find(t, dev, e->inode);
+		if (slot < 0)
 			return MAPS_NEED_NAME;
 		created = false;
 	} else {
-		s = file_table_get(&d->files, dev, e->inode, e->path, &created);
-		if (s < 0)
-			return (int)s;
+		slot = file_table_get(t, dev, e->inode, e->path, &created);
+		if (slot < 0)
+			return (int)slot;
 	}
-	d->stats.mappings++;
-	struct lfile *f = file_at(&d->files, (uint32_t)s);
+	o->c->stats.mappings++;
+	struct lfile *f = file_at(t, (uint32_t)slot);
 	/* The latest process to map it, the likeliest to live on: if the daemon's own view of the
 	 * path does not lead to the inode (another mount namespace), /proc/PID/root of it may. */
-	f->ns_pid = c->p->pid;
+	f->ns_pid = o->p->pid;
 	if (created)
-		file_first_seen(d, f, e->deleted);
-	else if (d->full_pass && f->eligible && f->fd < 0 && (!f->opened_once || !f->size) &&
-		 file_open_verified(d, f) == 0)
+		file_first_seen(o, f, e->deleted);
+	else if (o->c->full && f->eligible && f->fd < 0 && (!f->opened_once || !f->size) &&
+		 file_open_verified(o->ls, o->c, f) == 0)
 		/* Its first open failed, or it was empty, or a reload let it in: retry now, before
 		 * this pass reads its pages, so the pass can use them. */
-		file_hold_or_close(d, f);
-	int r = add_pmap(c->p, d->cfg.what == WHAT_MAPPED, (uint32_t)s, e->offset / d->page,
-			 (e->end - e->start) / d->page);
+		file_hold_or_close(o->ls, o->c, f);
+	int r = add_pmap(o->p, cfg->what == WHAT_MAPPED, (uint32_t)slot, e->offset / page,
+			 (e->end - e->start) / page);
 	if (r < 0)
 		return r;
-	if (d->cfg.what == WHAT_RESIDENT && f->eligible && f->want_npages)
-		return queue_pagemap(c, (uint32_t)s, f, e);
+	if (cfg->what == WHAT_RESIDENT && f->eligible && f->want_npages)
+		return queue_pagemap(o, (uint32_t)slot, f, e);
 	return 0;
 }
 
-static int read_mappings(struct scan_one *c)
+static int read_mappings(struct scan_one *o)
 {
-	struct daemon *d = c->d;
+	struct scan *s = o->s;
 	char path[48];
 	unsigned malformed = 0;
 
-	snprintf(path, sizeof(path), "%s/maps", c->pid_dir);
-	_cleanup_close_ int fd = openat(d->proc_fd, path, O_RDONLY | O_CLOEXEC);
+	snprintf(path, sizeof(path), "%s/maps", o->pid_dir);
+	_cleanup_close_ int fd = openat(o->c->proc_fd, path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	c->p->nmaps = 0;
-	d->npm = 0;
-	if (d->use_query != 0) {
-		int r = maps_query_fd_lazy(fd, on_mapping, c);
+	o->p->nmaps = 0;
+	s->npm = 0;
+	if (s->use_query != 0) {
+		int r = maps_query_fd_lazy(fd, on_mapping, o);
 		if (r != -ENOTTY && r != -EINVAL) {
-			d->use_query = 1;
-			return r < 0 ? r : read_pagemaps(c);
+			s->use_query = 1;
+			return r < 0 ? r : read_pagemaps(o);
 		}
-		if (d->use_query < 0)
-			log_debug("PROCMAP_QUERY unsupported here, parsing maps as text");
-		d->use_query = 0;
-		c->p->nmaps = 0;
-		d->npm = 0;
+		s->use_query = 0; /* the kernel predates it (6.11): the text from now on */
+		o->p->nmaps = 0;
+		s->npm = 0;
 	}
-	int r = buf_read_fd(&d->buf, fd);
+	int r = buf_read_fd(&s->buf, fd);
 	if (r < 0)
 		return r;
-	r = maps_parse_buf(d->buf.data, d->buf.len, on_mapping, c, &malformed);
+	r = maps_parse_buf(s->buf.data, s->buf.len, on_mapping, o, &malformed);
 	if (r == 0)
-		r = read_pagemaps(c);
-	if (malformed) {
-		d->stats.maps_malformed += malformed;
-		if (!(d->warned & WARNED_MALFORMED)) {
-			log_warning("%s: %u malformed line(s) skipped, ignoring (reported once)", path,
-				    malformed);
-			d->warned |= WARNED_MALFORMED;
-		}
-	}
+		r = read_pagemaps(o);
+	if (malformed && !o->c->stats.maps_malformed)
+		o->c->stats.malformed_pid = o->p->pid;
+	o->c->stats.maps_malformed += malformed;
 	return r;
 }
 
-static bool proc_is_critical(struct daemon *d, struct scan_one *c, const char *comm)
+static bool proc_is_critical(struct scan_one *o, const char *comm)
 {
+	const struct config *cfg = o->c->cfg;
 	char path[48], cg[1024];
 
-	if (strv_contains(&d->cfg.critical_names, comm))
+	if (strv_contains(&cfg->critical_names, comm))
 		return true;
-	if (!d->cfg.critical_cgroups.n)
+	if (!cfg->critical_cgroups.n)
 		return false;
-	snprintf(path, sizeof(path), "%s/cgroup", c->pid_dir);
-	if (buf_read_at(&d->buf, d->proc_fd, path) < 0)
+	snprintf(path, sizeof(path), "%s/cgroup", o->pid_dir);
+	if (buf_read_at(&o->s->buf, o->c->proc_fd, path) < 0)
 		return false;
-	if (parse_proc_cgroup(d->buf.data, d->buf.len, cg, sizeof(cg)) < 0)
+	if (parse_proc_cgroup(o->s->buf.data, o->s->buf.len, cg, sizeof(cg)) < 0)
 		return false;
-	return regex_list_match(&d->cfg.critical_cgroups, cg);
+	return regex_list_match(&cfg->critical_cgroups, cg);
 }
 
 enum { SCAN_KEEP, SCAN_DROP };
@@ -377,11 +304,11 @@ enum { SCAN_KEEP, SCAN_DROP };
  * kernel renders the whole line at once when the buffer holds it. (Keeping the descriptor for
  * the next pass would save the open, but each one pins about 4 KiB of kernel memory, its
  * seq_file buffer: 1.7 MiB for 400 processes, more than all of the daemon's own.) */
-static ssize_t read_proc_stat(struct daemon *d, pid_t pid, char *buf, size_t len)
+static ssize_t read_proc_stat(int proc_fd, pid_t pid, char *buf, size_t len)
 {
 	char path[32];
 	snprintf(path, sizeof(path), "%d/stat", (int)pid);
-	_cleanup_close_ int fd = openat(d->proc_fd, path, O_RDONLY | O_CLOEXEC);
+	_cleanup_close_ int fd = openat(proc_fd, path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
 	ssize_t n = read(fd, buf, len - 1);
@@ -391,37 +318,35 @@ static ssize_t read_proc_stat(struct daemon *d, pid_t pid, char *buf, size_t len
 	return n;
 }
 
-static int scan_pid(struct daemon *d, struct proc *p, bool full)
+static int scan_pid(struct scan_one *o)
 {
-	struct scan_one c = { .d = d, .p = p };
+	struct proc *p = o->p;
 	struct proc_stat st;
 	char sbuf[2048];
-	int r;
 
-	snprintf(c.pid_dir, sizeof(c.pid_dir), "%d", (int)p->pid);
-	ssize_t n = read_proc_stat(d, p->pid, sbuf, sizeof(sbuf));
+	snprintf(o->pid_dir, sizeof(o->pid_dir), "%d", (int)p->pid);
+	ssize_t n = read_proc_stat(o->c->proc_fd, p->pid, sbuf, sizeof(sbuf));
 	if (n < 0)
 		return (int)n;
 	/* A line that fills the buffer may be cut: no stat line is that long. */
-	if (n == 0 || (size_t)n >= sizeof(sbuf) - 1 || parse_proc_stat(sbuf, (size_t)n, &st) < 0) {
-		d->stats.procs_bad++;
+	if (n == 0 || (size_t)n >= sizeof(sbuf) - 1 || parse_proc_stat(sbuf, (size_t)n, &st) < 0)
 		return -EBADMSG;
-	}
 	if (st.flags & PF_KTHREAD)
 		return SCAN_DROP;
 	uint64_t faults = st.minflt + st.majflt;
-	if (!full && p->starttime == st.starttime && p->vsize == st.vsize && p->faults == faults)
+	if (!o->c->full && p->starttime == st.starttime && p->vsize == st.vsize &&
+	    p->faults == faults)
 		return SCAN_KEEP;
 
-	d->stats.procs_read++;
-	p->critical = proc_is_critical(d, &c, st.comm);
-	if (d->cfg.only_critical && !p->critical) {
+	o->c->stats.procs_read++;
+	p->critical = proc_is_critical(o, st.comm);
+	if (o->c->cfg->only_critical && !p->critical) {
 		p->nmaps = 0;
 	} else {
-		r = read_mappings(&c);
+		int r = read_mappings(o);
 		/* The process may have gone between reading maps and pagemap: its maps still count. */
 		if (r == -ESRCH || r == -ENOENT)
-			r = c.p->nmaps ? 0 : r;
+			r = p->nmaps ? 0 : r;
 		if (r < 0)
 			return r;
 	}
@@ -446,10 +371,10 @@ static int cmp_pid(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-/* Numeric entries of the proc root, sorted. */
-static int list_pids(struct daemon *d, pid_t **out, uint32_t *n)
+/* Numeric entries of the proc directory but our own, sorted. */
+static int list_pids(int proc_fd, pid_t self, pid_t **out, uint32_t *n)
 {
-	int dfd = openat(d->proc_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int dfd = openat(proc_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0)
 		return -errno;
 	DIR *dir = fdopendir(dfd);
@@ -463,17 +388,12 @@ static int list_pids(struct daemon *d, pid_t **out, uint32_t *n)
 	while ((de = readdir(dir))) {
 		char *end;
 		long v = strtol(de->d_name, &end, 10);
-		if (*end || v <= 0 || v > INT32_MAX || v == d->self_pid)
+		if (*end || v <= 0 || v > INT32_MAX || v == self)
 			continue;
-		if (cnt == cap) {
-			cap = cap ? cap * 2 : 512;
-			pid_t *np = realloc(pids, cap * sizeof(*np));
-			if (!np) {
-				free(pids);
-				closedir(dir);
-				return -ENOMEM;
-			}
-			pids = np;
+		if (GROW_ARRAY(pids, cnt, cap, 512) < 0) {
+			free(pids);
+			closedir(dir);
+			return -ENOMEM;
 		}
 		pids[cnt++] = (pid_t)v;
 	}
@@ -486,33 +406,35 @@ static int list_pids(struct daemon *d, pid_t **out, uint32_t *n)
 	return 0;
 }
 
-static void note_error(struct daemon *d, pid_t pid, int r)
+/* Counts why a process could not be read; the first of each kind is kept for the daemon to
+ * report. Vanishing mid-scan is normal. */
+static void note_error(struct pass_stats *st, pid_t pid, int r)
 {
 	if (r == -ESRCH || r == -ENOENT) {
-		d->stats.procs_vanished++; /* exited while we looked: normal */
+		st->procs_vanished++;
 	} else if (r == -EACCES || r == -EPERM) {
-		d->stats.procs_denied++;
-		if (!(d->warned & WARNED_DENIED)) {
-			log_warning_errno(r, "cannot read the mappings of pid %d (needs CAP_SYS_PTRACE, and no "
-					     "sandbox or LSM in the way), skipping such processes (reported "
-					     "once)", (int)pid);
-			d->warned |= WARNED_DENIED;
+		if (!st->procs_denied++) {
+			st->denied_pid = pid;
+			st->denied_err = r;
 		}
-	} else if (!(d->warned & WARNED_BAD_PROC)) {
-		log_warning_errno(r, "pid %d: unreadable process data, ignoring (reported once)", (int)pid);
-		d->warned |= WARNED_BAD_PROC;
+	} else if (!st->procs_bad++) {
+		st->bad_pid = pid;
+		st->bad_err = r;
 	}
 }
 
-int scan_processes(struct daemon *d)
+void scan_init(struct scan *s)
+{
+	*s = (struct scan){ .self_pid = getpid(), .use_query = -1 };
+}
+
+int scan_processes(struct scan *s, struct lockset *ls, struct pass_ctx *c)
 {
 	pid_t *pids = NULL;
 	uint32_t npids = 0, old = 0;
-	bool full = d->force_full || d->full_every <= 1 || d->pass % d->full_every == 1;
 
-	d->full_pass = full;
-	d->procs_changed = true; /* until the scan shows otherwise */
-	int r = list_pids(d, &pids, &npids);
+	s->procs_changed = true; /* until the scan shows otherwise */
+	int r = list_pids(c->proc_fd, s->self_pid, &pids, &npids);
 	if (r < 0)
 		return r;
 	struct proc *np = calloc(npids ? npids : 1, sizeof(*np));
@@ -522,16 +444,17 @@ int scan_processes(struct daemon *d)
 	}
 	uint32_t n = 0;
 	for (uint32_t i = 0; i < npids; i++) {
-		while (old < d->nprocs && d->procs[old].pid < pids[i])
-			proc_free(&d->procs[old++]);
+		while (old < s->nprocs && s->procs[old].pid < pids[i])
+			proc_free(&s->procs[old++]);
 		struct proc *p = &np[n];
-		if (old < d->nprocs && d->procs[old].pid == pids[i])
-			*p = d->procs[old++];
+		if (old < s->nprocs && s->procs[old].pid == pids[i])
+			*p = s->procs[old++];
 		else
 			*p = (struct proc){ .pid = pids[i], .starttime = UINT64_MAX };
-		d->stats.procs++;
-		pass_progress(d, "scanning processes", i, npids);
-		r = scan_pid(d, p, full);
+		c->stats.procs++;
+		pass_progress(c, "scanning processes", i, npids);
+		struct scan_one o = { .s = s, .ls = ls, .c = c, .p = p };
+		r = scan_pid(&o);
 		if (r == -ENOMEM) {
 			proc_free(p);
 			goto oom;
@@ -541,59 +464,56 @@ int scan_processes(struct daemon *d)
 			continue;
 		}
 		if (r < 0)
-			note_error(d, p->pid, r);
+			note_error(&c->stats, p->pid, r);
 		proc_free(p);
 	}
-	while (old < d->nprocs)
-		proc_free(&d->procs[old++]);
+	while (old < s->nprocs)
+		proc_free(&s->procs[old++]);
 	/* Every process kept was either read again or is unchanged: a new one is always read, and
 	 * one gone leaves the count short. */
-	d->procs_changed = d->stats.procs_read > 0 || n != d->nprocs;
-	free(d->procs);
+	s->procs_changed = c->stats.procs_read > 0 || n != s->nprocs;
+	free(s->procs);
 	free(pids);
-	d->procs = np;
-	d->nprocs = n;
-	d->cap_procs = npids;
-	d->force_full = false;
+	s->procs = np;
+	s->nprocs = n;
 	return 0;
 oom:
 	/* Keep what was scanned; the rest is freed. The next pass tries again. */
 	for (uint32_t i = 0; i < n; i++)
 		proc_free(&np[i]);
-	for (; old < d->nprocs; old++)
-		proc_free(&d->procs[old]);
+	for (; old < s->nprocs; old++)
+		proc_free(&s->procs[old]);
 	free(np);
 	free(pids);
-	free(d->procs);
-	d->procs = NULL;
-	d->nprocs = 0;
-	d->procs_changed = true;
+	free(s->procs);
+	s->procs = NULL;
+	s->nprocs = 0;
+	s->procs_changed = true;
 	return -ENOMEM;
 }
 
-void procs_free(struct daemon *d)
+void scan_free(struct scan *s)
 {
-	for (uint32_t i = 0; i < d->nprocs; i++)
-		proc_free(&d->procs[i]);
-	free(d->procs);
-	d->procs = NULL;
-	d->nprocs = 0;
+	for (uint32_t i = 0; i < s->nprocs; i++)
+		proc_free(&s->procs[i]);
+	free(s->procs);
+	buf_free(&s->buf);
+	free(s->pagemap_buf);
+	free(s->pm);
+	*s = (struct scan){ .use_query = -1 };
 }
 
-/* Recomputes, for every file, how many processes map it, whether a critical one does, and (in
- * `mapped` mode) which pages are mapped. */
-void scan_aggregate(struct daemon *d)
+void scan_aggregate(struct scan *s, struct lockset *ls, struct pass_ctx *c)
 {
-	struct file_table *t = &d->files;
+	struct file_table *t = &ls->files;
 	/* `mapped` rebuilds each file's page set from the process caches, unless no cache changed:
 	 * then the sets are what they were, and the files' plans stay settled. */
-	bool mapped = d->cfg.what == WHAT_MAPPED &&
-		      (d->procs_changed || d->full_pass || d->want_rebuild);
+	bool mapped = c->cfg->what == WHAT_MAPPED && (s->procs_changed || c->full || ls->want_rebuild);
 	if (mapped)
-		d->want_rebuild = false;
+		ls->want_rebuild = false;
 
-	for (uint32_t s = 0; s < t->nslots; s++) {
-		struct lfile *f = &t->slots[s];
+	for (uint32_t k = 0; k < t->nslots; k++) {
+		struct lfile *f = &t->slots[k];
 		if (!f->in_use)
 			continue;
 		f->nprocs = 0;
@@ -602,8 +522,8 @@ void scan_aggregate(struct daemon *d)
 		if (mapped)
 			file_want_clear(f);
 	}
-	for (uint32_t i = 0; i < d->nprocs; i++) {
-		struct proc *p = &d->procs[i];
+	for (uint32_t i = 0; i < s->nprocs; i++) {
+		struct proc *p = &s->procs[i];
 		for (uint32_t k = 0; k < p->nmaps; k++) {
 			struct lfile *f = &t->slots[p->slots[k]];
 			if (f->last_proc_mark != i + 1) {
@@ -611,7 +531,7 @@ void scan_aggregate(struct daemon *d)
 				f->nprocs++;
 			}
 			f->critical |= p->critical;
-			f->last_seen_pass = d->pass;
+			f->last_seen_pass = c->pass;
 			if (mapped && p->ranges && f->want_npages)
 				file_want_set_range(f, p->ranges[k].pgoff, p->ranges[k].npages);
 		}

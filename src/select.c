@@ -2,6 +2,8 @@
 
 #include <stdlib.h>
 
+#include "util.h"
+
 static int cmp_candidate(const void *pa, const void *pb)
 {
 	const struct candidate *a = pa, *b = pb;
@@ -37,4 +39,40 @@ uint64_t select_by_budget(struct candidate *c, size_t n, uint64_t budget_bytes)
 		}
 	}
 	return budget_bytes - left;
+}
+
+uint64_t compute_budget(const struct config *cfg, uint64_t memtotal_bytes, size_t page)
+{
+	uint64_t b = UINT64_MAX;
+	if (cfg->max_total_bytes)
+		b = cfg->max_total_bytes;
+	if (cfg->max_total_percent > 0) {
+		uint64_t p = (uint64_t)((double)memtotal_bytes * cfg->max_total_percent / 100.0);
+		b = MIN(b, p);
+	}
+	if (b == UINT64_MAX)
+		b = 0;
+	return b / page * page;
+}
+
+void select_judge_path(const struct config *cfg, struct lfile *f)
+{
+	if (f->always) {
+		f->eligible = true;
+		return;
+	}
+	if (f->deleted_only) {
+		f->eligible = false;
+		f->reason = REASON_DELETED;
+	} else if (!regex_list_match(&cfg->include, f->path)) {
+		f->eligible = false;
+		f->reason = REASON_NOT_INCLUDED;
+	} else if (regex_list_match(&cfg->exclude, f->path)) {
+		f->eligible = false;
+		f->reason = REASON_EXCLUDED;
+	} else {
+		f->eligible = true;
+		if (f->reason == REASON_NOT_INCLUDED || f->reason == REASON_EXCLUDED)
+			f->reason = REASON_NONE;
+	}
 }

@@ -8,8 +8,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "daemon.h"
 #include "log.h"
+#include "status.h"
+#include "util.h"
 
 /* Text built in memory, or (f set) written straight to a file: the status file of a thousand
  * files would otherwise take a few hundred KiB of heap, locked for good by mlockall(). */
@@ -139,44 +140,58 @@ static int cmp_slot_bytes(const void *a, const void *b, void *ud)
 }
 
 /* Slots of the files to show, largest first. all: every file seen, else only locked ones. */
-static uint32_t *sorted_slots(struct daemon *d, bool all, uint32_t *n)
+static uint32_t *sorted_slots(const struct file_table *t, bool all, uint32_t *n)
 {
-	uint32_t *v = malloc((d->files.nslots ? d->files.nslots : 1) * sizeof(*v)), k = 0;
+	uint32_t *v = malloc((t->nslots ? t->nslots : 1) * sizeof(*v)), k = 0;
 	if (!v)
 		return NULL;
-	for (uint32_t s = 0; s < d->files.nslots; s++) {
-		const struct lfile *f = &d->files.slots[s];
+	for (uint32_t s = 0; s < t->nslots; s++) {
+		const struct lfile *f = &t->slots[s];
 		if (f->in_use && (all || f->npieces))
 			v[k++] = s;
 	}
-	qsort_r(v, k, sizeof(*v), cmp_slot_bytes, &d->files);
+	qsort_r(v, k, sizeof(*v), cmp_slot_bytes, (void *)t);
 	*n = k;
 	return v;
 }
 
-int status_write(struct daemon *d)
+/* The last pass's counters: what it read, and what it skipped and why. */
+static void out_pass_stats(struct out *o, const struct pass_stats *st)
+{
+	outf(o, "\"last_pass\": {\"processes\": %u, \"processes_read\": %u, \"vanished\": %u, "
+		"\"denied\": %u, \"unreadable\": %u, \"pagemap_denied\": %u, "
+		"\"malformed_maps_lines\": %u, \"mappings\": %u, \"files_opened\": %u, "
+		"\"open_failed\": %u, \"lock_failed\": %u},\n",
+	     st->procs, st->procs_read, st->procs_vanished, st->procs_denied, st->procs_bad,
+	     st->pagemap_denied, st->maps_malformed, st->mappings, st->files_opened, st->open_failed,
+	     st->lock_failed);
+}
+
+int status_write(const char *path, const struct file_table *files, const struct status_info *si)
 {
 	struct out o = { 0 };
 	uint32_t n;
 	char *tmp;
 
-	if (!d->cfg.status_file || !*d->cfg.status_file)
+	if (!path || !*path)
 		return 0;
-	_cleanup_free_ uint32_t *slots = sorted_slots(d, false, &n);
+	_cleanup_free_ uint32_t *slots = sorted_slots(files, false, &n);
 	if (!slots)
 		return -ENOMEM;
 	/* Not secret, but it lists what other users run: 0644 under the unit's UMask=0077 is 0600. */
-	o.f = atomic_fopen(d->cfg.status_file, &tmp, 0644);
+	o.f = atomic_fopen(path, &tmp, 0644);
 	if (!o.f)
 		return -errno;
 	outf(&o, "{\n\"version\": 1,\n\"pid\": %d,\n\"pass\": %u,\n\"updated_realtime_usec\": %" PRIu64
 		 ",\n\"what\": \"%s\",\n\"interval_usec\": %" PRIu64 ",\n\"files\": %u,\n"
-		 "\"locked_bytes\": %" PRIu64 ",\n\"budget_bytes\": %" PRIu64 ",\n\"processes\": %u,\n"
-		 "\"locked\": [\n",
-	     (int)d->self_pid, d->pass, now_usec(CLOCK_REALTIME), lock_what_to_string(d->cfg.what),
-	     d->cfg.interval_usec, d->locked_files, d->locked_bytes, d->budget_bytes, d->nprocs);
+		 "\"locked_bytes\": %" PRIu64 ",\n\"budget_bytes\": %" PRIu64 ",\n\"processes\": %u,\n",
+	     (int)si->pid, si->pass, now_usec(CLOCK_REALTIME), lock_what_to_string(si->what),
+	     si->interval_usec, si->locked_files, si->locked_bytes, si->budget_bytes, si->processes);
+	if (si->stats)
+		out_pass_stats(&o, si->stats);
+	outf(&o, "\"locked\": [\n");
 	for (uint32_t i = 0; i < n; i++) {
-		const struct lfile *f = &d->files.slots[slots[i]];
+		const struct lfile *f = &files->slots[slots[i]];
 		char line[192], *e = line;
 		outs(&o, "{\"path\": ", 9);
 		out_json_string(&o, f->path);
@@ -190,26 +205,26 @@ int status_write(struct daemon *d)
 		outs(&o, line, (size_t)(e - line));
 	}
 	outf(&o, "]\n}\n");
-	int r = atomic_fclose(o.f, tmp, d->cfg.status_file, false, o.err == 0);
+	int r = atomic_fclose(o.f, tmp, path, false, o.err == 0);
 	return o.err ? o.err : r;
 }
 
 /* --- the --dry-run plan ---------------------------------------------------------------------- */
 
-void dry_run_print(struct daemon *d)
+void dry_run_print(const struct file_table *files, const struct status_info *si, bool json)
 {
 	uint32_t n;
 	char sb[32], lb[32], bb[32];
-	_cleanup_free_ uint32_t *slots = sorted_slots(d, true, &n);
+	_cleanup_free_ uint32_t *slots = sorted_slots(files, true, &n);
 	if (!slots)
 		return;
-	if (d->json) {
+	if (json) {
 		struct out o = { 0 };
 		outf(&o, "{\"budget_bytes\": %" PRIu64 ", \"what\": \"%s\", \"processes\": %u, "
 			 "\"files\": [\n",
-		     d->budget_bytes, lock_what_to_string(d->cfg.what), d->nprocs);
+		     si->budget_bytes, lock_what_to_string(si->what), si->processes);
 		for (uint32_t i = 0; i < n; i++) {
-			const struct lfile *f = &d->files.slots[slots[i]];
+			const struct lfile *f = &files->slots[slots[i]];
 			outf(&o, "{\"path\": ");
 			out_json_string(&o, f->path);
 			outf(&o, ", \"size\": %" PRIu64 ", \"lock_bytes\": %" PRIu64
@@ -230,7 +245,7 @@ void dry_run_print(struct daemon *d)
 	printf("%-10s %12s %12s %6s  %-22s %s\n", "DECISION", "SIZE", "WOULD LOCK", "PROCS", "WHY",
 	       "PATH");
 	for (uint32_t i = 0; i < n; i++) {
-		const struct lfile *f = &d->files.slots[slots[i]];
+		const struct lfile *f = &files->slots[slots[i]];
 		const char *why = file_reason_to_string(f->reason);
 		char whybuf[64];
 		if (f->plan_bytes) {
@@ -252,6 +267,6 @@ void dry_run_print(struct daemon *d)
 		       shown ? shown : f->path);
 	}
 	printf("\n%u of %u files selected: %s of a %s budget (what = %s), %u processes scanned\n",
-	       selected, n, format_bytes(lb, sizeof(lb), total), format_bytes(bb, sizeof(bb), d->budget_bytes),
-	       lock_what_to_string(d->cfg.what), d->nprocs);
+	       selected, n, format_bytes(lb, sizeof(lb), total), format_bytes(bb, sizeof(bb), si->budget_bytes),
+	       lock_what_to_string(si->what), si->processes);
 }

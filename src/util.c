@@ -161,14 +161,24 @@ int atomic_fclose(FILE *f, char *tmp, const char *path, bool durable, bool commi
 	return r;
 }
 
-int write_file_atomic(const char *path, const char *data, size_t len, unsigned mode, bool durable)
+bool parse_dec_u64(const char **pp, const char *end, uint64_t *out)
 {
-	char *tmp;
-	FILE *f = atomic_fopen(path, &tmp, mode);
-	if (!f)
-		return -errno;
-	fwrite(data, 1, len, f);
-	return atomic_fclose(f, tmp, path, durable, true);
+	const char *p = *pp;
+	uint64_t v = 0;
+
+	if (p == end || (unsigned)(*p - '0') > 9)
+		return false;
+	do {
+		unsigned d = (unsigned)(*p - '0');
+
+		if (v > (UINT64_MAX - d) / 10)
+			return false;
+		v = v * 10 + d;
+		p++;
+	} while (p < end && (unsigned)(*p - '0') <= 9);
+	*pp = p;
+	*out = v;
+	return true;
 }
 
 uint64_t now_usec(int clock)

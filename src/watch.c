@@ -4,61 +4,52 @@
  * gets an inotify watch (through /proc/self/fd/N, so it is the very inode held, whatever its
  * path now names) and only files with events are looked at; every full pass still looks at all,
  * for what inotify cannot see (changes made on another machine to a network filesystem). A file
- * without a watch (no inotify, out of watches) is looked at every pass, as before. */
+ * without a watch (no inotify, out of watches) is looked at every pass. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/inotify.h>
 
-#include "daemon.h"
-#include "log.h"
+#include "util.h"
+#include "watch.h"
 
 /* Size, block and link count changes: truncate, write, fallocate (hole punching), unlink,
  * rename over it. */
 #define WATCH_MASK (IN_MODIFY | IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF)
 
-void watch_init(struct daemon *d)
+void watch_init(struct watch *w)
 {
-	d->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-	if (d->inotify_fd < 0)
-		log_debug("inotify unavailable (%s): locked files are checked every pass",
-			  strerror(errno));
+	*w = (struct watch){ .fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC) };
 }
 
-void watch_free(struct daemon *d)
+void watch_free(struct watch *w)
 {
-	if (d->inotify_fd >= 0)
-		close(d->inotify_fd);
-	d->inotify_fd = -1;
-	free(d->wd_events);
-	d->wd_events = NULL;
-	d->nwd_events = d->cap_wd_events = 0;
+	if (w->fd >= 0)
+		close(w->fd);
+	free(w->events);
+	*w = (struct watch){ .fd = -1 };
 }
 
-void watch_add(struct daemon *d, struct lfile *f)
+int watch_add(struct watch *w, struct lfile *f)
 {
 	char path[48];
-	if (d->inotify_fd < 0 || f->wd > 0 || f->fd < 0)
-		return;
+	if (w->fd < 0)
+		return -EBADF;
+	if (f->wd > 0 || f->fd < 0)
+		return 0;
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", f->fd);
-	int wd = inotify_add_watch(d->inotify_fd, path, WATCH_MASK);
-	if (wd > 0) {
-		f->wd = wd;
-		return;
-	}
-	/* ENOSPC: fs.inotify.max_user_watches reached. The file is looked at every pass. */
-	if (!(d->warned & WARNED_WATCH)) {
-		log_debug("cannot watch %s (%s): looking at it every pass instead", f->path,
-			  strerror(errno));
-		d->warned |= WARNED_WATCH;
-	}
+	int wd = inotify_add_watch(w->fd, path, WATCH_MASK);
+	if (wd < 0)
+		return -errno; /* ENOSPC: fs.inotify.max_user_watches reached */
+	f->wd = wd;
+	return 0;
 }
 
-void watch_remove(struct daemon *d, struct lfile *f)
+void watch_remove(struct watch *w, struct lfile *f)
 {
-	if (f->wd > 0 && d->inotify_fd >= 0)
-		(void)inotify_rm_watch(d->inotify_fd, f->wd);
+	if (f->wd > 0 && w->fd >= 0)
+		(void)inotify_rm_watch(w->fd, f->wd);
 	f->wd = 0;
 }
 
@@ -68,17 +59,16 @@ static int cmp_int(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-/* Reads the events queued since the last pass and marks their files `changed`. */
-void watch_drain(struct daemon *d)
+void watch_drain(struct watch *w, struct file_table *t)
 {
 	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
 	bool overflow = false;
 
-	d->nwd_events = 0;
-	if (d->inotify_fd < 0)
+	w->nevents = 0;
+	if (w->fd < 0)
 		return;
 	for (;;) {
-		ssize_t n = read(d->inotify_fd, buf, sizeof(buf));
+		ssize_t n = read(w->fd, buf, sizeof(buf));
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
@@ -88,24 +78,24 @@ void watch_drain(struct daemon *d)
 			/* Events lost (the queue overflowed), or no memory to keep them: look at
 			 * every file. */
 			if ((e->mask & IN_Q_OVERFLOW) ||
-			    GROW_ARRAY(d->wd_events, d->nwd_events, d->cap_wd_events, 64) < 0)
+			    GROW_ARRAY(w->events, w->nevents, w->cap_events, 64) < 0)
 				overflow = true;
 			else
-				d->wd_events[d->nwd_events++] = e->wd;
+				w->events[w->nevents++] = e->wd;
 			p += sizeof(*e) + e->len;
 		}
 	}
-	if (!overflow && !d->nwd_events)
+	if (!overflow && !w->nevents)
 		return;
-	if (d->nwd_events > 1)
-		qsort(d->wd_events, d->nwd_events, sizeof(int), cmp_int);
-	for (uint32_t s = 0; s < d->files.nslots; s++) {
-		struct lfile *f = &d->files.slots[s];
+	if (w->nevents > 1)
+		qsort(w->events, w->nevents, sizeof(int), cmp_int);
+	for (uint32_t s = 0; s < t->nslots; s++) {
+		struct lfile *f = &t->slots[s];
 		if (!f->in_use || f->wd <= 0)
 			continue;
-		if (overflow || bsearch(&f->wd, d->wd_events, d->nwd_events, sizeof(int), cmp_int))
+		if (overflow || bsearch(&f->wd, w->events, w->nevents, sizeof(int), cmp_int))
 			f->changed = true;
 	}
 	/* The lookups are done; keep the array's memory but not its size. */
-	d->nwd_events = 0;
+	w->nevents = 0;
 }

@@ -6,7 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon.h"
+#include "statefile.h"
+#include "util.h"
 
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size);
 

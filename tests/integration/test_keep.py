@@ -2,7 +2,7 @@
 """`keep`: the number of scans a file stays locked after no process maps it any more, checked in
 the daemon's smaps (VmFlags lo, Rss) after each SIGUSR1 pass.
 
-Observed semantics (lockset.c file_candidate: unlocked when pass - last_seen_pass > keep): call
+Observed semantics (lockpass.c file_candidate: unlocked when pass - last_seen_pass > keep): call
 the last pass that saw a process map the file pass P. With keep = K the file stays locked through
 passes P+1 .. P+K (the K rescans after the helper exits) and is unlocked by pass P+K+1. keep = 2:
 locked after the 1st and 2nd rescan, unlocked at the 3rd. keep = 0: unlocked at the first rescan

@@ -10,7 +10,8 @@
  *   that sscanf() would take but that are no byte counts, and the path escaping it relies on. */
 #include "check.h"
 #include "config.h"
-#include "daemon.h"
+#include "statefile.h"
+#include "util.h"
 
 #include <errno.h>
 #include <signal.h>

@@ -1,6 +1,7 @@
 /* Parsers of /proc/PID/stat and /proc/PID/cgroup, and the file table. */
 #include "check.h"
-#include "daemon.h"
+#include "files.h"
+#include "procfs.h"
 
 #include <errno.h>
 

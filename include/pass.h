@@ -1,0 +1,63 @@
+/* What the stages of a pass (scan.c, lockpass.c, state.c) share below the daemon: the locked set
+ * they work on, which lives from pass to pass, and the settings and counters of one pass. The
+ * daemon owns both; stages get them as arguments and never see the daemon. Warnings are the
+ * daemon's to give: a stage counts a problem and records its first occurrence here, and
+ * daemon.c says it once. */
+#pragma once
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "config.h"
+#include "files.h"
+#include "memcg.h"
+#include "watch.h"
+
+/* Called during a long pass: the daemon keeps watchdog pings flowing and reports progress. */
+typedef void (*progress_fn)(void *userdata, const char *doing, uint32_t done, uint32_t total);
+
+/* What one pass saw. Counters, and for each kind of problem its first occurrence. */
+struct pass_stats {
+	uint32_t procs, procs_read, procs_vanished, procs_denied, procs_bad;
+	uint32_t maps_malformed, mappings, pagemap_denied;
+	uint32_t files_opened, open_failed, lock_failed, nofile, watch_failed;
+	pid_t denied_pid, bad_pid, malformed_pid, pagemap_denied_pid;
+	int denied_err, bad_err, lock_err, watch_err;
+	int64_t lock_failed_slot, watch_failed_slot; /* -1: none */
+	bool lock_failed_memcg; /* the first lock failure was the memory cgroup guard */
+	bool fds_short;         /* locked files held by their mappings alone: RLIMIT_NOFILE */
+};
+
+/* The settings of one pass. */
+struct pass_ctx {
+	const struct config *cfg;
+	int proc_fd; /* the /proc directory */
+	uint32_t pass;  /* 1 for the first */
+	bool full;      /* re-read every process, look at every file */
+	bool dry_run;   /* plan only: lock and unlock nothing */
+	bool watch;     /* locked files get inotify watches (from the second pass on) */
+	struct pass_stats stats;
+	progress_fn progress;
+	void *progress_ud;
+};
+
+static inline void pass_progress(struct pass_ctx *c, const char *doing, uint32_t done,
+				 uint32_t total)
+{
+	if (c->progress)
+		c->progress(c->progress_ud, doing, done, total);
+}
+
+/* The files prelockd knows, and what it holds of them. */
+struct lockset {
+	struct file_table files;
+	size_t page;
+	uint64_t budget_bytes; /* the budget of the current pass, page-rounded */
+	uint64_t locked_bytes;
+	uint32_t locked_files;
+	uint32_t fds_held, fd_budget; /* descriptors of files held open, and how many may be */
+	bool changed;      /* since the state was saved */
+	bool want_rebuild; /* a page bitmap grew: `mapped` fills them again from the caches */
+	struct memcg memcg; /* the daemon's memory cgroup: locking stops short of its limit */
+	struct watch watch;
+};

@@ -1,0 +1,55 @@
+/* The scan stage: walk /proc, keep a cache of each process's file mappings, learn which pages of
+ * each file are used, and re-read only the processes whose mappings may have changed. */
+#pragma once
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "pass.h"
+#include "util.h"
+
+/* The page range of a cached mapping; kept only in `mapped` mode, the one mode that needs it. */
+struct prange {
+	uint32_t pgoff;
+	uint32_t npages;
+};
+
+struct proc {
+	pid_t pid;
+	bool critical;
+	uint64_t starttime; /* clock ticks since boot: tells a reused pid apart */
+	uint64_t vsize;     /* bytes of address space: changes with most mmap/munmap */
+	uint64_t faults;    /* minflt + majflt of all threads: a new page needs a fault */
+	uint32_t nmaps;
+	uint32_t *slots;       /* the file of each executable mapping */
+	struct prange *ranges; /* NULL unless `mapped` */
+};
+
+/* A mapping whose pages are to be looked up in /proc/PID/pagemap. */
+struct pm_req {
+	uint64_t vpage, npages; /* virtual page number and count */
+	uint32_t slot, pgoff;   /* file and its page offset */
+};
+
+struct scan {
+	pid_t self_pid;    /* never scanned */
+	struct proc *procs; /* sorted by pid */
+	uint32_t nprocs;
+	bool procs_changed; /* the last scan read a process again, or the set of processes changed */
+	int use_query;      /* PROCMAP_QUERY: 1 yes, 0 no, -1 untried */
+	/* Scratch, reused from process to process. */
+	struct buf buf;
+	uint64_t *pagemap_buf;
+	struct pm_req *pm;
+	uint32_t npm, cap_pm;
+};
+
+void scan_init(struct scan *s);
+/* Reads the processes (all of them on a full pass, else those that changed), adds the files
+ * they map to the lockset and marks the pages they use. Returns 0 or -errno (the caches then
+ * hold what could be read). */
+int scan_processes(struct scan *s, struct lockset *ls, struct pass_ctx *c);
+/* Recomputes, for every file, how many processes map it, whether a critical one does, and (in
+ * `mapped` mode) which pages are mapped. */
+void scan_aggregate(struct scan *s, struct lockset *ls, struct pass_ctx *c);
+void scan_free(struct scan *s);
