@@ -5,7 +5,7 @@ The include rules match paths as the mapping process sees them. An unprivileged 
 setpriv) enters a user and mount namespace of their own (unshare --user --map-root-user
 --mount), mounts a tmpfs over /opt, copies a file there and maps it from 200 processes
 (forker). With the shipped include rule (^/(usr|bin|sbin|lib[^/]*|opt)/) the file is a
-candidate, and mapped by more processes than any system library, it is ranked first.
+candidate.
 
 Also, with include = ^DIR/ (a directory of the test): a file owned by uid 65534 (0644), a file of
 root's that group and others may write (0666), and, for contrast, a file of root's, 0644. Each

@@ -28,7 +28,7 @@ import stat
 import threading
 import time
 
-from lib import MiB, Daemon, Mapper, cleanup, done, eq, make_file, ok, workdir
+from lib import SANITIZER, SLOW, MiB, Daemon, Mapper, cleanup, done, eq, make_file, ok, workdir
 
 d = workdir()
 dm = None
@@ -74,7 +74,7 @@ try:
         dm = Daemon(d, conf)
     finally:
         os.umask(old)
-    ok(dm.wait_ready(), "(a) READY=1", dm.log())
+    ok(dm.wait_ready(30 * SLOW), "(a) READY=1", dm.log())
     eq(mode_of(dm.status_file), "0o600", "(a) umask 022: the status file is 0600")
 
     # --- (b) a hard link at the status file's temporary name ----------------------------------
@@ -84,7 +84,7 @@ try:
     vst = os.stat(victim)
     before = dm.status_pass()
     os.link(victim, f"{dm.status_file}.tmp.{dm.pid}")
-    ok(dm.rescan(30), "(b) rescan with a hard link planted at status.tmp.PID")
+    ok(dm.rescan(30 * SLOW), "(b) rescan with a hard link planted at status.tmp.PID")
     with open(victim) as f:
         eq(f.read(), "precious\n", "(b) the planted link's file keeps its content")
     ok(os.stat(victim).st_nlink >= 1 and os.stat(victim).st_ino == vst.st_ino,
@@ -101,7 +101,7 @@ try:
     os.mkfifo(fifo, 0o600)
     before = dm.status_pass()
     t0 = time.monotonic()
-    answered = dm.rescan(10)
+    answered = dm.rescan(10 * SLOW)
     ok(answered and dm.status_pass() > before,
        f"(c) a FIFO at status.tmp.PID: the pass ends and the status file is rewritten "
        f"({time.monotonic() - t0:.1f} s)")
@@ -109,7 +109,7 @@ try:
     th = threading.Thread(target=unblock_fifo, args=(fifo, stop), daemon=True)
     th.start()  # lets a stuck daemon go, for the rest of the test
     if not answered:
-        dm.notify.wait_for(lambda m: m.startswith("STATUS=") and "/" not in m, 10,
+        dm.notify.wait_for(lambda m: m.startswith("STATUS=") and "/" not in m, 10 * SLOW,
                            dm.notify.count() - 1)
     time.sleep(0.5)
     stop.set()
@@ -124,7 +124,7 @@ try:
     with open(victim2, "w") as f:
         f.write("precious too\n")
     os.link(victim2, f"{dm.state_file}.tmp.{dm.pid}")
-    eq(dm.stop(), 0, "(d) SIGTERM exits 0 (the state is saved)")
+    eq(dm.stop(30 * SLOW), 0, "(d) SIGTERM exits 0 (the state is saved)")
     with open(victim2) as f:
         eq(f.read(), "precious too\n", "(d) the link planted at state.tmp.PID keeps its content")
     eq(mode_of(dm.state_file), "0o600", "(a) umask 022: the saved state is 0600")
@@ -140,13 +140,13 @@ try:
     os.mkfifo(sfifo, 0o600)
     dm = Daemon(d, f"[daemon]\nstate_file = {sfifo}\n" + conf)
     t0 = time.monotonic()
-    ready = dm.wait_ready(10)
+    ready = dm.wait_ready(10 * SLOW)
     ok(ready, f"(e) state_file names a FIFO: READY=1 ({time.monotonic() - t0:.1f} s)", dm.log())
     stop = threading.Event()
     th = threading.Thread(target=unblock_fifo, args=(sfifo, stop), daemon=True)
     if not ready:
         th.start()
-        dm.wait_ready(10)
+        dm.wait_ready(10 * SLOW)
     ok(re.search(r"state file .*state-fifo.* not a regular file", dm.log()),
        "(e) a warning says the state file is not a regular file", dm.log())
     eq(dm.stop(), 0, "(e) SIGTERM exits 0")
@@ -161,10 +161,13 @@ try:
         f.write(b"prelockd-state 1\n")
         f.truncate(256 * MiB)
     dm = Daemon(d, f"[daemon]\nstate_file = {big}\n" + conf)
-    ok(dm.wait_ready(60), "(f) a 256 MiB state file: READY=1", dm.log())
+    ok(dm.wait_ready(60 * SLOW), "(f) a 256 MiB state file: READY=1", dm.log())
     peak = hwm(dm.pid)
-    ok(peak < 64 * MiB, f"(f) peak resident size (VmHWM) {peak / MiB:.1f} MiB (< 64 MiB: the "
-                        f"state file's size is capped before it is read)")
+    if SANITIZER:  # shadow memory and quarantines: the peak says nothing of the state file here
+        ok(True, f"(f) peak resident size # SKIP under {SANITIZER} (VmHWM {peak / MiB:.1f} MiB)")
+    else:
+        ok(peak < 64 * MiB, f"(f) peak resident size (VmHWM) {peak / MiB:.1f} MiB (< 64 MiB: the "
+                            f"state file's size is capped before it is read)")
     ok(re.search(r"state file .*state-big.* bigger than", dm.log()),
        "(f) a warning says the state file is too big", dm.log())
     eq(dm.stop(), 0, "(f) SIGTERM exits 0")

@@ -32,7 +32,7 @@ import time
 
 import re
 
-from lib import MiB, Daemon, Mapper, cleanup, done, eq, make_file, ok, run, workdir
+from lib import SLOW, MiB, Daemon, Mapper, cleanup, done, eq, make_file, ok, run, workdir
 
 d = workdir()
 dm = None
@@ -118,7 +118,7 @@ try:
         mappers.append(Mapper(os.fsdecode(path)))
     conf = f"interval = 0\n[lock]\ninclude = ^{d}/\nwhat = whole\nkeep = 0\n"
     dm = Daemon(d, conf)
-    ok(dm.wait_ready(), "READY=1", dm.log())
+    ok(dm.wait_ready(60 * SLOW), "READY=1", dm.log())
     locked = {n: locked_by_inode(dm.pid, sts[n]) for n in names}
     eq(sorted(locked.values()), [MiB] * len(names), "the kernel shows every file locked, 1 MiB each")
 
@@ -137,7 +137,7 @@ try:
 
     # --- (b) --dry-run --json -----------------------------------------------------------------
     r = subprocess.run([os.environ.get("PRELOCKD_RELEASE", "prelockd"), "-c", dm.conf,
-                        "--dry-run", "--json"], capture_output=True, timeout=60)
+                        "--dry-run", "--json"], capture_output=True, timeout=60 * SLOW)
     ok(r.returncode == 0 and utf8(r.stdout), "(b) --dry-run --json prints valid UTF-8",
        repr(r.stdout[:400]) + repr(r.stderr[-400:]))
     try:
@@ -148,7 +148,7 @@ try:
 
     # --- (c) --status -------------------------------------------------------------------------
     r = subprocess.run([os.environ.get("PRELOCKD_RELEASE", "prelockd"), "-c", dm.conf,
-                        "--status"], capture_output=True, timeout=20)
+                        "--status"], capture_output=True, timeout=20 * SLOW)
     ok(r.returncode == 0 and utf8(r.stdout), "(c) --status prints valid UTF-8",
        repr(r.stdout[:600]) + repr(r.stderr[-400:]))
     text = r.stdout.decode("utf-8", "replace")
@@ -179,7 +179,7 @@ try:
                         ("\\u-escaped", json.dumps(st, ensure_ascii=True, indent=2))):
         with open(alt, "w") as f:
             f.write(text)
-        r = run(["-c", altconf, "--status"], timeout=20)
+        r = run(["-c", altconf, "--status"], timeout=20 * SLOW)
         head = r.stdout.splitlines()[0] if r.stdout else ""
         ok(r.returncode == 0 and f"{st['files']} files" in head and f"pass {st['pass']}" in head,
            f"(d) {label} JSON: --status reads the same numbers", r.stdout[:300] + r.stderr)
@@ -202,7 +202,7 @@ try:
         with open(alt, "wb") as f:
             f.write(data)
         r = subprocess.run([os.environ.get("PRELOCKD_RELEASE", "prelockd"), "-c", altconf,
-                            "--status"], capture_output=True, timeout=20)
+                            "--status"], capture_output=True, timeout=20 * SLOW)
         ok(r.returncode in (0, 1) and utf8(r.stdout),
            f"(e) {label}: --status exits {r.returncode} (0 or 1, no crash), valid UTF-8 out",
            repr(r.stdout[:300]) + repr(r.stderr[-300:]))
@@ -213,7 +213,7 @@ try:
     t0 = time.monotonic()
     try:
         r = subprocess.run([os.environ.get("PRELOCKD_RELEASE", "prelockd"), "-c", altconf,
-                            "--status"], capture_output=True, timeout=5)
+                            "--status"], capture_output=True, timeout=5 * SLOW)
         rc = r.returncode
     except subprocess.TimeoutExpired:
         rc = None
