@@ -340,6 +340,33 @@ def daemon_pass(locker):
     return ((locker.daemon.status() or {}).get("pass", 0)) if locker and locker.daemon else None
 
 
+def locked_numbers(locker, files, cg, mlocked0):
+    """How much is locked, seen four ways: what the locker holds locked of the program's own files
+    (its smaps; comparable between lockers whatever else prelockd locks on the machine with its
+    shipped include), what prelockd's status file says of them, the machine's Mlocked delta, and
+    what counts against the cgroup."""
+    out = {"machine_mlocked_mib": round((B.meminfo("Mlocked") - mlocked0) / B.MiB, 1),
+           "locked_mib": round((B.locked_rss_of(locker.proc.pid, files) or 0) / B.MiB, 1)
+           if locker else 0.0,
+           "cgroup_unevictable_mib": round(cg.unevictable() / B.MiB, 1)}
+    if locker and locker.daemon:
+        out["status_locked_mib"] = round(locker.daemon.locked_bytes(files) / B.MiB, 1)
+    return out
+
+
+def hog_outcome(hog, t0_ns):
+    if not hog:
+        return {"hog_fate": "no hog"}
+    out = {"hog_mib_at_end": hog.held_mib}
+    if hog.end is not None and hog.proc.returncode == -9:
+        out.update(hog_fate="OOM-killed", oom_after_s=round(hog.end - t0_ns / 1e9, 2))
+    elif hog.end is not None:
+        out["hog_fate"] = f"exited {hog.proc.returncode}"
+    else:
+        out["hog_fate"] = "alive at window end"
+    return out
+
+
 def one_run(program, scenario, rep, workdir):
     cg = B.Cgroup(f"prelockd-bench-{os.getpid()}", P["limit_mib"] * B.MiB)
     late = scenario == "prelockd-late"
@@ -377,14 +404,7 @@ def one_run(program, scenario, rep, workdir):
             if note:
                 notes.append(note)
             time.sleep(0.2)
-        run["machine_mlocked_mib"] = round((B.meminfo("Mlocked") - mlocked0) / B.MiB, 1)
-        # What the locker holds locked of the program's own files (its smaps): comparable
-        # between lockers whatever else prelockd locks on the machine with its shipped include.
-        run["locked_mib"] = round((B.locked_rss_of(locker.proc.pid, program.files) or 0) / B.MiB, 1) \
-            if locker else 0.0
-        if locker and locker.daemon:
-            run["status_locked_mib"] = round(locker.daemon.locked_bytes(program.files) / B.MiB, 1)
-        run["cgroup_unevictable_mib"] = round(cg.unevictable() / B.MiB, 1)
+        run.update(locked_numbers(locker, program.files, cg, mlocked0))
         run["daemon_pass_before_hog"] = daemon_pass(locker)
         if scenario == "baseline":
             t0 = time.monotonic_ns()
@@ -400,18 +420,7 @@ def one_run(program, scenario, rep, workdir):
         # Major faults in the window from /proc/PID/stat: faults outside the timed part of a
         # round (the interpreter's loop, its sleep) count too.
         run["majflt"] = flt1 - flt0 if flt0 is not None and flt1 is not None else None
-        if hog:
-            if hog.end is not None and hog.proc.returncode == -9:
-                run["hog_fate"] = "OOM-killed"
-                run["oom_after_s"] = round(hog.end - t0 / 1e9, 2)
-            elif hog.end is not None:
-                run["hog_fate"] = f"exited {hog.proc.returncode}"
-            else:
-                run["hog_fate"] = "alive at window end"
-                B.stop(hog.proc, timeout=2)
-            run["hog_mib_at_end"] = hog.held_mib
-        else:
-            run["hog_fate"] = "no hog"
+        run.update(hog_outcome(hog, t0))
         run["program_fate"] = "OOM-killed" if s.proc.poll() == -9 else "alive"
         run["oom_kills"] = cg.oom_kills() - cg.oom_kills0
         run["cgroup_peak_mib"] = round((cg.peak() or 0) / B.MiB, 1)
