@@ -92,13 +92,12 @@ int status_print_text(const char *text, size_t len, FILE *out)
 		     "budget\n\n",
 		pid, pass, files, format_bytes(tb, sizeof(tb), bytes), format_bytes(bb, sizeof(bb), budget));
 	fprintf(out, "%12s %12s %6s  %s\n", "LOCKED", "SIZE", "PROCS", "PATH");
-	size_t shown = 0;
+	size_t shown = 0, n = 0;
 	if (json_object_object_get_ex(top, "locked", &locked) &&
-	    json_object_is_type(locked, json_type_array)) {
-		shown = MIN(json_object_array_length(locked), (size_t)STATUS_SHOWN);
-		for (size_t i = 0; i < shown; i++)
-			print_entry(out, json_object_array_get_idx(locked, i));
-	}
+	    json_object_is_type(locked, json_type_array))
+		n = json_object_array_length(locked);
+	for (; shown < n && shown < STATUS_SHOWN; shown++)
+		print_entry(out, json_object_array_get_idx(locked, shown));
 	if (files > shown)
 		fprintf(out, "... and %" PRIu64 " more (see --status --json)\n", files - shown);
 	r = 0;

@@ -128,8 +128,8 @@ static int create_tmp(const char *path, char **tmp)
 FILE *atomic_fopen(const char *path, char **tmp, unsigned mode)
 {
 	int fd = create_tmp(path, tmp);
-	if (fd < 0) {
-		errno = -fd;
+	if (fd < 0 || !*tmp) { /* !*tmp: create_tmp() never returns it with a descriptor */
+		errno = fd < 0 ? -fd : EIO;
 		return NULL;
 	}
 	/* What the daemon writes names the programs users run: never more than its owner may read,
