@@ -37,6 +37,7 @@ struct config {
 	struct regex_list include;
 	struct regex_list exclude;
 	enum lock_what what;
+	bool read_only_data; /* read-only data mappings too, not only code */
 	uint64_t max_file_size_bytes;
 	uint64_t max_total_bytes;    /* 0: no absolute cap */
 	double max_total_percent;    /* of MemTotal; 0: no relative cap */

@@ -7,6 +7,7 @@
 #include "config.h"
 #include "pass.h"
 #include "plan.h"
+#include "psi.h"
 #include "scan.h"
 
 struct sd_event;
@@ -27,9 +28,17 @@ struct daemon {
 	struct sd_event_source *timer;
 	bool ready_sent;
 
+	/* Memory pressure: a pass as soon as stalls begin, and while they last. */
+	struct psi psi;
+	struct psi_episode episode;
+	struct sd_event_source *psi_io;    /* the trigger (PSI_TRIGGER) */
+	struct sd_event_source *psi_timer; /* polling (PSI_POLL), and the episode's ticks */
+	uint32_t pressure_passes;          /* since the start */
+
 	uint32_t pass;
-	uint32_t full_every; /* re-read every process each N passes */
-	bool force_full;     /* the next pass re-reads every process */
+	uint64_t full_every_usec; /* a full pass (every process re-read) at least this often */
+	uint64_t last_full_usec;  /* CLOCK_MONOTONIC of the last full pass, 0 before the first */
+	bool force_full;          /* the next pass re-reads every process */
 	uint32_t warned;     /* WARNED_* bits: say each problem once */
 	uint64_t state_saved_usec; /* CLOCK_MONOTONIC of the last state save while running, or 0 */
 	uint64_t watchdog_usec;    /* 0: no watchdog */

@@ -1,4 +1,4 @@
-/* The table of files seen in executable mappings: identity (dev, inode), what processes use of
+/* The table of files seen in lockable mappings (code and read-only data): identity (dev, inode), what processes use of
  * them, and what prelockd holds locked. Files are addressed by a stable slot index so that
  * per-process caches can refer to them cheaply (12 bytes a mapping). */
 #pragma once
@@ -42,6 +42,7 @@ struct lfile {
 	uint64_t size;     /* st_size when last checked; 0 before first open */
 	uint64_t blocks_bytes;
 	bool opened_once, eligible, always, deleted_only;
+	bool as_code, as_data; /* mapped as code (executable), as read-only data */
 	int open_errno, lock_errno;
 	enum file_reason reason;
 
@@ -79,6 +80,10 @@ struct file_table {
 	uint32_t *buckets; /* slot + 1; 0 empty */
 	uint32_t nbuckets;
 };
+
+/* How processes map the file: "code", "data" (read-only data), "code+data", or "-" (an `always`
+ * file nothing maps). */
+const char *file_kind_to_string(const struct lfile *f);
 
 void file_table_free(struct file_table *t);
 /* Returns the slot of (dev, ino), or -1. */

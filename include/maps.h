@@ -41,8 +41,11 @@ typedef int (*map_entry_fn)(const struct map_entry *e, void *userdata);
 int maps_parse_buf(const char *buf, size_t len, map_entry_fn fn, void *userdata,
 		   unsigned *n_malformed);
 
-/* True for a mapping prelockd may lock: a file-backed (MAP_KIND_FILE), executable mapping. */
+/* True for a file-backed (MAP_KIND_FILE), executable mapping that is not writable: code. */
 bool map_entry_is_exec_file(const struct map_entry *e);
+/* True for a mapping prelockd may lock: code, or with data also a readable file mapping that is
+ * not writable (ELF read-only segments, fonts, locale and ICU data). Never a writable one. */
+bool map_entry_is_lockable(const struct map_entry *e, bool data);
 
 /* Walks the file-backed executable VMAs of an open /proc/PID/maps fd with the PROCMAP_QUERY
  * ioctl (Linux 6.11+), calling fn for each (kind MAP_KIND_FILE or as classified by name).
@@ -53,6 +56,11 @@ int maps_query_fd(int fd, map_entry_fn fn, void *userdata);
 /* Returned by fn for an entry given without a name (path NULL; see maps_query_fd_lazy) when it
  * needs the name: the same VMA is then asked for again, with its name, and fn called again. */
 #define MAPS_NEED_NAME 0x4e414d45
+
+/* The walk behind both: VMAs that are file-backed and have every permission in need_perms
+ * (MAP_PERM_EXEC for code, MAP_PERM_READ for code and data; the kernel cannot leave out the
+ * writable ones, fn does). lazy: as maps_query_fd_lazy. */
+int maps_query_walk(int fd, unsigned need_perms, bool lazy, map_entry_fn fn, void *userdata);
 
 /* maps_query_fd, but names are fetched only for the entries fn asks them for: fn first sees each
  * VMA with path NULL, path_len 0, kind MAP_KIND_FILE and deleted false. The kernel then skips

@@ -19,6 +19,9 @@ struct status_info {
 	uint64_t locked_bytes, budget_bytes;
 	uint32_t processes;
 	const struct pass_stats *stats; /* the last pass's counters */
+	const char *pressure_mode;      /* "trigger", "poll" or "none" */
+	bool pressure_active;           /* in a memory pressure episode */
+	uint32_t pressure_passes;       /* since the start */
 };
 
 /* Rewrites the status file at path (nothing when path is empty). Returns 0 or -errno. */

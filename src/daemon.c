@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/sysinfo.h>
 #include <systemd/sd-daemon.h>
@@ -37,6 +38,13 @@
 /* The state is written at most this often while running (each write is an fsync and an fstat
  * per locked file), and always at exit. */
 #define STATE_SAVE_EVERY_USEC (60 * UINT64_C(1000000))
+/* Full passes (every process re-read, every locked file looked at) come by wall time. One costs
+ * about as much as reading every maps file as text (70 ms of CPU for 400 processes here), and
+ * what only it catches is rare and not urgent: a mapping replaced by one of the same size
+ * without a single page fault, a file changed on a network filesystem, a file whose first open
+ * failed. Every 5 minutes is 0.02% of a core for 400 processes; quick passes, pressure passes
+ * and SIGUSR1 never make full passes more frequent. */
+#define FULL_PASS_EVERY_USEC (5 * 60 * UINT64_C(1000000))
 
 static uint64_t memtotal_bytes(void)
 {
@@ -65,10 +73,11 @@ static void update_fd_budget(struct daemon *d)
 int daemon_init(struct daemon *d, struct config *cfg, const char *config_path, bool dry_run)
 {
 	*d = (struct daemon){ .cfg = *cfg, .config_path = config_path, .dry_run = dry_run,
-			      .full_every = 10, .progress_every_usec = 500000 };
+			      .full_every_usec = FULL_PASS_EVERY_USEC, .progress_every_usec = 500000 };
 	*cfg = (struct config){ 0 };
 	d->ls.page = page_size();
 	d->ls.watch.fd = -1;
+	d->psi.fd = -1;
 	scan_init(&d->scan);
 	d->proc_fd = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (d->proc_fd < 0)
@@ -92,9 +101,17 @@ static void notify_status(struct daemon *d, bool ready)
 		snprintf(next, sizeof(next), ", next scan in %llums", (unsigned long long)(interval / 1000));
 	else
 		snprintf(next, sizeof(next), ", next scan on SIGUSR1/SIGHUP");
-	sd_notifyf(0, "%sSTATUS=%u files, %s locked of %s budget%s", ready ? "READY=1\n" : "",
+	char pressure[64] = "", fallback[96] = "";
+	if (d->episode.active)
+		snprintf(pressure, sizeof(pressure), "; memory pressure: a pass every %llus (%u so far)",
+			 (unsigned long long)(d->episode.pass_interval_usec / 1000000),
+			 d->episode.passes);
+	if (d->cfg.what == WHAT_RESIDENT && d->stats.pagemap_denied)
+		snprintf(fallback, sizeof(fallback), "; resident falls back to mapped for %u "
+			 "processes (no access to their pagemap)", d->stats.pagemap_denied);
+	sd_notifyf(0, "%sSTATUS=%u files, %s locked of %s budget%s%s%s", ready ? "READY=1\n" : "",
 		   d->ls.locked_files, format_bytes(locked, sizeof(locked), d->ls.locked_bytes),
-		   format_bytes(budget, sizeof(budget), d->ls.budget_bytes), next);
+		   format_bytes(budget, sizeof(budget), d->ls.budget_bytes), next, pressure, fallback);
 }
 
 /* Given to the stages: keeps watchdog pings flowing during a long pass (sd-event pings only
@@ -172,15 +189,16 @@ static void report_problems(struct daemon *d, const struct pass_stats *st)
 		log_warning_errno(st->lock_err, "cannot lock %s, ignoring (reported once)", path);
 }
 
-static void log_pass(struct daemon *d, uint64_t cpu, uint64_t cpu_scan, uint64_t wall)
+static void log_pass(struct daemon *d, const char *kind, uint64_t cpu, uint64_t cpu_scan,
+		     uint64_t wall)
 {
 	const struct pass_stats *st = &d->stats;
 	char locked[32], budget[32];
 	struct log_fields lf = { .bytes = (int64_t)d->ls.locked_bytes, .files = d->ls.locked_files };
 	log_full(LOG_INFO, &lf, 0,
-		 "pass %u: %u files, %s locked of %s budget; %u processes (%u read), %u mappings, "
+		 "pass %u%s: %u files, %s locked of %s budget; %u processes (%u read), %u mappings, "
 		 "%u ms CPU (%u scanning, %u locking), %u ms wall",
-		 d->pass, d->ls.locked_files, format_bytes(locked, sizeof(locked), d->ls.locked_bytes),
+		 d->pass, kind, d->ls.locked_files, format_bytes(locked, sizeof(locked), d->ls.locked_bytes),
 		 format_bytes(budget, sizeof(budget), d->ls.budget_bytes), st->procs, st->procs_read,
 		 st->mappings, (unsigned)(cpu / 1000), (unsigned)(cpu_scan / 1000),
 		 (unsigned)((cpu - cpu_scan) / 1000), (unsigned)(wall / 1000));
@@ -214,7 +232,9 @@ static void write_status(struct daemon *d)
 				  .interval_usec = d->cfg.interval_usec,
 				  .locked_files = d->ls.locked_files, .locked_bytes = d->ls.locked_bytes,
 				  .budget_bytes = d->ls.budget_bytes, .processes = d->scan.nprocs,
-				  .stats = &d->stats };
+				  .stats = &d->stats, .pressure_mode = psi_mode_name(d->psi.mode),
+				  .pressure_active = d->episode.active,
+				  .pressure_passes = d->pressure_passes };
 	int r = status_write(d->cfg.status_file, &d->ls.files, &si);
 	if (r < 0 && first_time(d, WARNED_STATUS))
 		log_warning_errno(r, "cannot write status file %s, running on without it",
@@ -226,16 +246,19 @@ static uint64_t cpu_usec(void)
 	return now_usec(CLOCK_PROCESS_CPUTIME_ID);
 }
 
-/* One pass: scan, then lock; then say what happened. */
-static void daemon_pass(struct daemon *d)
+/* One pass: scan, then lock; then say what happened. kind is shown in the pass line: "" for a
+ * pass by the timer, a signal or a reload, " (pressure)" for a pressure pass. */
+static void daemon_pass(struct daemon *d, const char *kind)
 {
 	uint64_t cpu0 = cpu_usec(), t0 = now_usec(CLOCK_MONOTONIC);
 	int r;
 
 	d->pass++;
+	bool full = d->force_full || !d->last_full_usec || t0 - d->last_full_usec >= d->full_every_usec;
+	if (full)
+		d->last_full_usec = t0;
 	struct pass_ctx c = { .cfg = &d->cfg, .proc_fd = d->proc_fd, .pass = d->pass,
-			      .dry_run = d->dry_run, .watch = d->ready_sent,
-			      .full = d->force_full || d->full_every <= 1 || d->pass % d->full_every == 1,
+			      .dry_run = d->dry_run, .watch = d->ready_sent, .full = full,
 			      .progress = d->dry_run ? NULL : on_progress, .progress_ud = d,
 			      .stats = { .lock_failed_slot = -1, .watch_failed_slot = -1 } };
 	d->force_full = false;
@@ -261,17 +284,17 @@ static void daemon_pass(struct daemon *d)
 	report_problems(d, &d->stats);
 	if (d->dry_run)
 		return;
-	log_pass(d, cpu_usec() - cpu0, cpu_scan, now_usec(CLOCK_MONOTONIC) - t0);
+	log_pass(d, kind, cpu_usec() - cpu0, cpu_scan, now_usec(CLOCK_MONOTONIC) - t0);
 	write_status(d);
 	save_state(d, false);
 }
 
 void daemon_dry_run(struct daemon *d, bool json)
 {
-	daemon_pass(d);
+	daemon_pass(d, "");
 	struct status_info si = { .pid = getpid(), .pass = d->pass, .what = d->cfg.what,
 				  .budget_bytes = d->ls.budget_bytes, .processes = d->scan.nprocs,
-				  .stats = &d->stats };
+				  .stats = &d->stats, .pressure_mode = "-" };
 	dry_run_print(&d->ls.files, &si, json);
 }
 
@@ -292,7 +315,7 @@ static void arm_timer(struct daemon *d)
 
 static void rescan(struct daemon *d)
 {
-	daemon_pass(d);
+	daemon_pass(d, "");
 	notify_status(d, false);
 	arm_timer(d);
 }
@@ -356,7 +379,7 @@ static int on_hup(sd_event_source *s, const struct signalfd_siginfo *si, void *u
 	} else {
 		apply_config(d, &n);
 		memcg_init(&d->ls.memcg); /* the service may have been moved to another cgroup */
-		daemon_pass(d);
+		daemon_pass(d, "");
 		arm_timer(d);
 	}
 	notify_status(d, true);
@@ -397,6 +420,127 @@ static void restore_state(struct daemon *d)
 	}
 }
 
+/* --- memory pressure ------------------------------------------------------------------------ */
+
+static void arm_psi_timer(struct daemon *d)
+{
+	uint64_t now = now_usec(CLOCK_MONOTONIC), at = UINT64_MAX;
+	if (!d->psi_timer)
+		return;
+	if (d->episode.active) /* the episode's ticks, and a look at the stall total each time */
+		at = MIN(psi_episode_next_usec(&d->episode), now + d->episode.pass_interval_usec);
+	else if (d->psi.mode == PSI_POLL)
+		at = now + PSI_POLL_INTERVAL_USEC;
+	if (at == UINT64_MAX) {
+		sd_event_source_set_enabled(d->psi_timer, SD_EVENT_OFF);
+		return;
+	}
+	sd_event_source_set_time(d->psi_timer, MAX(at, now));
+	sd_event_source_set_enabled(d->psi_timer, SD_EVENT_ONESHOT);
+}
+
+static void on_verdict(struct daemon *d, enum psi_verdict v, uint64_t now)
+{
+	switch (v) {
+	case PSI_STARTED:
+		log_notice("memory pressure: stalls began, locking what came into use since the last "
+			   "pass (a pass at most every %llu ms while it lasts)",
+			   (unsigned long long)(d->episode.pass_interval_usec / 1000));
+		__attribute__((fallthrough));
+	case PSI_PASS:
+		d->pressure_passes++;
+		daemon_pass(d, " (pressure)");
+		notify_status(d, false);
+		break;
+	case PSI_ENDED:
+		log_info("memory pressure over after %llu s: %u pressure passes",
+			 (unsigned long long)((now - d->episode.start_usec) / 1000000),
+			 d->episode.passes);
+		write_status(d);
+		notify_status(d, false);
+		break;
+	case PSI_QUIET:
+		break;
+	}
+}
+
+static void pressure_seen(struct daemon *d, uint64_t now)
+{
+	on_verdict(d, psi_episode_pressure(&d->episode, now), now);
+}
+
+static int on_psi_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+	struct daemon *d = userdata;
+	(void)fd;
+	if (revents & (EPOLLERR | EPOLLHUP)) {
+		/* The pressure file went away (the kernel's psi was turned off under us). */
+		log_warning("memory pressure trigger on %s failed: passes come by the interval alone",
+			    d->psi.path);
+		sd_event_source_set_enabled(s, SD_EVENT_OFF);
+		return 0;
+	}
+	pressure_seen(d, now_usec(CLOCK_MONOTONIC));
+	arm_psi_timer(d);
+	return 0;
+}
+
+static int on_psi_timer(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	struct daemon *d = userdata;
+	(void)s;
+	(void)usec;
+	uint64_t now = now_usec(CLOCK_MONOTONIC);
+	/* Polling, or in an episode: did stalls grow since the last look? (A trigger fires at most
+	 * once a window.) */
+	if (psi_poll_read(&d->psi, now, NULL) > 0)
+		pressure_seen(d, now);
+	on_verdict(d, psi_episode_tick(&d->episode, now), now);
+	arm_psi_timer(d);
+	return 0;
+}
+
+static void setup_pressure(struct daemon *d)
+{
+	psi_episode_init(&d->episode, PSI_PASS_INTERVAL_USEC, PSI_QUIET_USEC);
+#ifdef PRELOCKD_DEBUG
+	/* Test builds only: the pressure file is system-wide, and tests that count passes or
+	 * STATUS= messages must not see passes that other work on the machine brings about. */
+	if (getenv("PRELOCKD_DEBUG_NO_PRESSURE"))
+		return;
+#endif
+	psi_open(&d->psi, NULL, PSI_THRESHOLD_USEC, PSI_WINDOW_USEC);
+	if (d->psi.mode == PSI_NONE) {
+		log_warning_errno(d->psi.open_error, "no memory pressure information in %s: passes "
+				  "come by the interval alone", PSI_PROC_PATH);
+		return;
+	}
+	if (d->psi.mode == PSI_TRIGGER &&
+	    sd_event_add_io(d->event, &d->psi_io, d->psi.fd, EPOLLPRI, on_psi_io, d) < 0) {
+		log_warning("cannot watch %s, reading it every %llu ms instead", d->psi.path,
+			    (unsigned long long)(PSI_POLL_INTERVAL_USEC / 1000));
+		d->psi.mode = PSI_POLL;
+	}
+	if (sd_event_add_time(d->event, &d->psi_timer, CLOCK_MONOTONIC, UINT64_MAX, 0, on_psi_timer,
+			      d) < 0) {
+		log_warning("cannot add the memory pressure timer: passes come by the interval alone");
+		return;
+	}
+	sd_event_source_set_time_accuracy(d->psi_timer, 10000);
+	if (d->psi.mode == PSI_TRIGGER)
+		log_info("memory pressure: a pass when stalls pass %llu ms in %llu s (trigger on %s)",
+			 (unsigned long long)(d->psi.threshold_usec / 1000),
+			 (unsigned long long)(d->psi.window_usec / 1000000), d->psi.path);
+	else
+		log_full(LOG_NOTICE, NULL, d->psi.trigger_error, "memory pressure: no trigger on %s%s, reading "
+				 "it every %llu ms instead", d->psi.path,
+				 d->psi.trigger_error == -EPERM || d->psi.trigger_error == -EACCES
+					 ? " (before Linux 6.5 a trigger needs CAP_SYS_RESOURCE)"
+					 : "",
+				 (unsigned long long)(PSI_POLL_INTERVAL_USEC / 1000));
+	arm_psi_timer(d);
+}
+
 static int setup_loop(struct daemon *d)
 {
 	static const int sigs[] = { SIGHUP, SIGUSR1, SIGTERM, SIGINT };
@@ -429,11 +573,16 @@ static int setup_loop(struct daemon *d)
 	const char *e = getenv("PRELOCKD_DEBUG_PROGRESS_USEC");
 	if (e)
 		d->progress_every_usec = strtoull(e, NULL, 10);
+	/* And a full pass sooner than every 5 minutes. */
+	e = getenv("PRELOCKD_DEBUG_FULL_PASS_USEC");
+	if (e)
+		d->full_every_usec = strtoull(e, NULL, 10);
 #endif
 	r = sd_event_add_time(d->event, &d->timer, CLOCK_MONOTONIC, UINT64_MAX, 0, on_timer, d);
 	if (r < 0)
 		return log_error_errno(r, "cannot add timer"), r;
 	sd_event_source_set_enabled(d->timer, SD_EVENT_OFF);
+	setup_pressure(d);
 	return 0;
 }
 
@@ -447,7 +596,7 @@ int daemon_run(struct daemon *d)
 	int r = setup_loop(d);
 	if (r < 0)
 		return r;
-	daemon_pass(d);
+	daemon_pass(d, "");
 	notify_status(d, true);
 	d->ready_sent = true;
 	arm_timer(d);
@@ -460,6 +609,9 @@ void daemon_free(struct daemon *d)
 {
 	lock_release_all(&d->ls);
 	d->timer = sd_event_source_unref(d->timer);
+	d->psi_io = sd_event_source_unref(d->psi_io);
+	d->psi_timer = sd_event_source_unref(d->psi_timer);
+	psi_close(&d->psi);
 	d->event = sd_event_unref(d->event);
 	scan_free(&d->scan);
 	memcg_free(&d->ls.memcg);

@@ -24,6 +24,11 @@ const char *file_reason_to_string(enum file_reason r)
 	return (unsigned)r < sizeof(names) / sizeof(names[0]) ? names[r] : "?";
 }
 
+const char *file_kind_to_string(const struct lfile *f)
+{
+	return f->as_code ? (f->as_data ? "code+data" : "code") : f->as_data ? "data" : "-";
+}
+
 static uint32_t hash_id(uint64_t dev, uint64_t ino)
 {
 	uint64_t h = (dev * 0x9e3779b97f4a7c15ull) ^ (ino * 0xc2b2ae3d27d4eb4full);

@@ -259,7 +259,13 @@ out:
 
 bool map_entry_is_exec_file(const struct map_entry *e)
 {
-	return e->kind == MAP_KIND_FILE && (e->perms & MAP_PERM_EXEC);
+	return e->kind == MAP_KIND_FILE && (e->perms & MAP_PERM_EXEC) && !(e->perms & MAP_PERM_WRITE);
+}
+
+bool map_entry_is_lockable(const struct map_entry *e, bool data)
+{
+	return map_entry_is_exec_file(e) || (data && e->kind == MAP_KIND_FILE &&
+					     (e->perms & MAP_PERM_READ) && !(e->perms & MAP_PERM_WRITE));
 }
 
 static bool is_sysv_name(const char *name)
@@ -293,19 +299,25 @@ enum map_kind map_classify(const char *name)
 
 /* ---- PROCMAP_QUERY ---- */
 
-#define QUERY_FLAGS                                                                                \
-	(PROCMAP_QUERY_COVERING_OR_NEXT_VMA | PROCMAP_QUERY_FILE_BACKED_VMA |                      \
-	 PROCMAP_QUERY_VMA_EXECUTABLE)
+#define QUERY_FLAGS (PROCMAP_QUERY_COVERING_OR_NEXT_VMA | PROCMAP_QUERY_FILE_BACKED_VMA)
+
+static uint64_t perms_to_vma_flags(unsigned perms)
+{
+	return (perms & MAP_PERM_READ ? PROCMAP_QUERY_VMA_READABLE : 0) |
+	       (perms & MAP_PERM_WRITE ? PROCMAP_QUERY_VMA_WRITABLE : 0) |
+	       (perms & MAP_PERM_EXEC ? PROCMAP_QUERY_VMA_EXECUTABLE : 0) |
+	       (perms & MAP_PERM_SHARED ? PROCMAP_QUERY_VMA_SHARED : 0);
+}
 
 /* Asks for the first matching VMA at or above addr (or, with exact, the one covering addr);
  * name may be NULL with name_size 0. */
 static int query_vma(int fd, struct procmap_query *q, uint64_t addr, char *name, uint32_t name_size,
-		     bool exact)
+		     bool exact, unsigned need)
 {
+	uint64_t flags = QUERY_FLAGS | perms_to_vma_flags(need);
 	*q = (struct procmap_query){
 		.size = sizeof(*q),
-		.query_flags = exact ? QUERY_FLAGS & ~(uint64_t)PROCMAP_QUERY_COVERING_OR_NEXT_VMA
-				     : QUERY_FLAGS,
+		.query_flags = exact ? flags & ~(uint64_t)PROCMAP_QUERY_COVERING_OR_NEXT_VMA : flags,
 		.query_addr = addr,
 		.vma_name_size = name_size,
 		.vma_name_addr = (uint64_t)(uintptr_t)name,
@@ -350,7 +362,7 @@ static int emit_vma(const struct procmap_query *q, char *name, size_t name_size,
 /* Sends fn a VMA without its name; on MAPS_NEED_NAME asks the kernel again for that VMA with
  * its name. */
 static int emit_lazy(int fd, const struct procmap_query *first, char *name, size_t name_size,
-		     map_entry_fn fn, void *userdata)
+		     unsigned need, map_entry_fn fn, void *userdata)
 {
 	struct procmap_query q;
 	struct map_entry e = {
@@ -366,7 +378,7 @@ static int emit_lazy(int fd, const struct procmap_query *first, char *name, size
 	int r = fn(&e, userdata);
 	if (r != MAPS_NEED_NAME)
 		return r;
-	r = query_vma(fd, &q, first->vma_start, name, (uint32_t)name_size, true);
+	r = query_vma(fd, &q, first->vma_start, name, (uint32_t)name_size, true, need);
 	if (r == -ENAMETOOLONG || r == -E2BIG || r == -ENOENT)
 		return 0; /* a name the text parser would drop too, or the VMA went away */
 	if (r < 0)
@@ -377,7 +389,7 @@ static int emit_lazy(int fd, const struct procmap_query *first, char *name, size
 	return r == MAPS_NEED_NAME ? 0 : r;
 }
 
-static int query_walk(int fd, map_entry_fn fn, void *userdata, bool lazy)
+int maps_query_walk(int fd, unsigned need, bool lazy, map_entry_fn fn, void *userdata)
 {
 	char name[PATH_MAX + 32];
 	struct procmap_query q;
@@ -385,15 +397,15 @@ static int query_walk(int fd, map_entry_fn fn, void *userdata, bool lazy)
 	bool answered = false;
 
 	for (;;) {
-		int r = lazy ? query_vma(fd, &q, addr, NULL, 0, false)
-			     : query_vma(fd, &q, addr, name, (uint32_t)sizeof(name), false);
+		int r = lazy ? query_vma(fd, &q, addr, NULL, 0, false, need)
+			     : query_vma(fd, &q, addr, name, (uint32_t)sizeof(name), false, need);
 		bool skip = false;
 
 		/* d_path() of a name longer than PATH_MAX fails the whole query, vma_end included:
 		 * ask again without the name to learn where to resume. (The uapi comment says
 		 * E2BIG, the code returns ENAMETOOLONG.) The text parser drops the same names. */
 		if (r == -ENAMETOOLONG || r == -E2BIG) {
-			r = query_vma(fd, &q, addr, NULL, 0, false);
+			r = query_vma(fd, &q, addr, NULL, 0, false, need);
 			skip = true;
 		}
 		if (r == -ENOENT)
@@ -408,7 +420,7 @@ static int query_walk(int fd, map_entry_fn fn, void *userdata, bool lazy)
 		addr = q.vma_end;
 		if (skip)
 			continue;
-		r = lazy ? emit_lazy(fd, &q, name, sizeof(name), fn, userdata)
+		r = lazy ? emit_lazy(fd, &q, name, sizeof(name), need, fn, userdata)
 			 : emit_vma(&q, name, sizeof(name), fn, userdata);
 		if (r != 0)
 			return r;
@@ -417,10 +429,10 @@ static int query_walk(int fd, map_entry_fn fn, void *userdata, bool lazy)
 
 int maps_query_fd(int fd, map_entry_fn fn, void *userdata)
 {
-	return query_walk(fd, fn, userdata, false);
+	return maps_query_walk(fd, MAP_PERM_EXEC, false, fn, userdata);
 }
 
 int maps_query_fd_lazy(int fd, map_entry_fn fn, void *userdata)
 {
-	return query_walk(fd, fn, userdata, true);
+	return maps_query_walk(fd, MAP_PERM_EXEC, true, fn, userdata);
 }

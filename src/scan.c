@@ -211,7 +211,7 @@ static int on_mapping(const struct map_entry *e, void *userdata)
 	size_t page = o->ls->page;
 	bool created;
 
-	if (!map_entry_is_exec_file(e))
+	if (!map_entry_is_lockable(e, cfg->read_only_data))
 		return 0;
 	uint64_t dev = makedev(e->dev_major, e->dev_minor);
 	int64_t slot;
@@ -231,6 +231,10 @@ static int on_mapping(const struct map_entry *e, void *userdata)
 	/* The latest process to map it, the likeliest to live on: if the daemon's own view of the
 	 * path does not lead to the inode (another mount namespace), /proc/PID/root of it may. */
 	f->ns_pid = o->p->pid;
+	if (e->perms & MAP_PERM_EXEC)
+		f->as_code = true;
+	else
+		f->as_data = true;
 	if (created)
 		file_first_seen(o, f, e->deleted);
 	else if (o->c->full && f->eligible && f->fd < 0 && (!f->opened_once || !f->size) &&
@@ -260,7 +264,8 @@ static int read_mappings(struct scan_one *o)
 	o->p->nmaps = 0;
 	s->npm = 0;
 	if (s->use_query != 0) {
-		int r = maps_query_fd_lazy(fd, on_mapping, o);
+		unsigned need = o->c->cfg->read_only_data ? MAP_PERM_READ : MAP_PERM_EXEC;
+		int r = maps_query_walk(fd, need, true, on_mapping, o);
 		if (r != -ENOTTY && r != -EINVAL) {
 			s->use_query = 1;
 			return r < 0 ? r : read_pagemaps(o);

@@ -155,6 +155,13 @@ static uint32_t *sorted_slots(const struct file_table *t, bool all, uint32_t *n)
 	return v;
 }
 
+/* Processes whose pages `resident` could not read (no access to their pagemap): what they map
+ * counts as used, as in `mapped`. */
+static uint32_t resident_fallback(const struct status_info *si)
+{
+	return si->what == WHAT_RESIDENT && si->stats ? si->stats->pagemap_denied : 0;
+}
+
 /* The last pass's counters: what it read, and what it skipped and why. */
 static void out_pass_stats(struct out *o, const struct pass_stats *st)
 {
@@ -189,6 +196,10 @@ int status_write(const char *path, const struct file_table *files, const struct 
 	     si->interval_usec, si->locked_files, si->locked_bytes, si->budget_bytes, si->processes);
 	if (si->stats)
 		out_pass_stats(&o, si->stats);
+	outf(&o, "\"pressure\": {\"mode\": \"%s\", \"active\": %s, \"passes\": %u},\n",
+	     si->pressure_mode ? si->pressure_mode : "none", si->pressure_active ? "true" : "false",
+	     si->pressure_passes);
+	outf(&o, "\"resident_fallback_processes\": %u,\n", resident_fallback(si));
 	outf(&o, "\"locked\": [\n");
 	for (uint32_t i = 0; i < n; i++) {
 		const struct lfile *f = &files->slots[slots[i]];
@@ -199,6 +210,7 @@ int status_write(const char *path, const struct file_table *files, const struct 
 		e = put_u64(put_str(e, ", \"size\": "), f->size);
 		e = put_u64(put_str(e, ", \"ranges\": "), f->npieces);
 		e = put_u64(put_str(e, ", \"processes\": "), f->nprocs);
+		e = put_str(put_str(put_str(e, ", \"kind\": \""), file_kind_to_string(f)), "\"");
 		e = put_str(e, f->critical || f->always ? ", \"critical\": true}"
 							: ", \"critical\": false}");
 		e = put_str(e, i + 1 < n ? ",\n" : "\n");
@@ -221,16 +233,18 @@ void dry_run_print(const struct file_table *files, const struct status_info *si,
 	if (json) {
 		struct out o = { 0 };
 		outf(&o, "{\"budget_bytes\": %" PRIu64 ", \"what\": \"%s\", \"processes\": %u, "
-			 "\"files\": [\n",
-		     si->budget_bytes, lock_what_to_string(si->what), si->processes);
+			 "\"resident_fallback_processes\": %u, \"files\": [\n",
+		     si->budget_bytes, lock_what_to_string(si->what), si->processes,
+		     resident_fallback(si));
 		for (uint32_t i = 0; i < n; i++) {
 			const struct lfile *f = &files->slots[slots[i]];
 			outf(&o, "{\"path\": ");
 			out_json_string(&o, f->path);
 			outf(&o, ", \"size\": %" PRIu64 ", \"lock_bytes\": %" PRIu64
-				 ", \"processes\": %u, \"critical\": %s, \"selected\": %s, "
-				 "\"reason\": \"%s\"}%s\n",
-			     f->size, f->plan_bytes, f->nprocs, f->tier ? "true" : "false",
+				 ", \"processes\": %u, \"kind\": \"%s\", \"critical\": %s, "
+				 "\"selected\": %s, \"reason\": \"%s\"}%s\n",
+			     f->size, f->plan_bytes, f->nprocs, file_kind_to_string(f),
+			     f->tier ? "true" : "false",
 			     f->plan_bytes ? "true" : "false", file_reason_to_string(f->reason),
 			     i + 1 < n ? "," : "");
 		}
@@ -242,8 +256,8 @@ void dry_run_print(const struct file_table *files, const struct status_info *si,
 	}
 	uint64_t total = 0;
 	uint32_t selected = 0;
-	printf("%-10s %12s %12s %6s  %-22s %s\n", "DECISION", "SIZE", "WOULD LOCK", "PROCS", "WHY",
-	       "PATH");
+	printf("%-10s %12s %12s %6s %-9s  %-22s %s\n", "DECISION", "SIZE", "WOULD LOCK", "PROCS",
+	       "KIND", "WHY", "PATH");
 	for (uint32_t i = 0; i < n; i++) {
 		const struct lfile *f = &files->slots[slots[i]];
 		const char *why = file_reason_to_string(f->reason);
@@ -261,12 +275,16 @@ void dry_run_print(const struct file_table *files, const struct status_info *si,
 		}
 		/* One line per file, whatever bytes the name holds: control characters as %XX. */
 		_cleanup_free_ char *shown = escape_path(f->path);
-		printf("%-10s %12s %12s %6u  %-22s %s\n", f->plan_bytes ? "lock" : "skip",
+		printf("%-10s %12s %12s %6u %-9s  %-22s %s\n", f->plan_bytes ? "lock" : "skip",
 		       f->opened_once ? format_bytes(sb, sizeof(sb), f->size) : "-",
-		       format_bytes(lb, sizeof(lb), f->plan_bytes), f->nprocs, why,
+		       format_bytes(lb, sizeof(lb), f->plan_bytes), f->nprocs, file_kind_to_string(f), why,
 		       shown ? shown : f->path);
 	}
 	printf("\n%u of %u files selected: %s of a %s budget (what = %s), %u processes scanned\n",
 	       selected, n, format_bytes(lb, sizeof(lb), total), format_bytes(bb, sizeof(bb), si->budget_bytes),
 	       lock_what_to_string(si->what), si->processes);
+	if (resident_fallback(si))
+		printf("what = resident fell back to mapped for %u processes: no access to their "
+		       "/proc/PID/pagemap (it needs CAP_DAC_READ_SEARCH for other users' processes)\n",
+		       resident_fallback(si));
 }

@@ -55,11 +55,17 @@ static void print_entry(FILE *out, struct json_object *e)
 		return;
 	get_u64(e, "size", &size);
 	get_u64(e, "processes", &procs);
+	struct json_object *k;
+	const char *kind = json_object_object_get_ex(e, "kind", &k) && json_object_is_type(k, json_type_string)
+				   ? json_object_get_string(k)
+				   : "-";
 	_cleanup_free_ char *path = entry_path(e);
 	/* One line whatever the name holds, and valid UTF-8: escaped as in --dry-run. */
 	_cleanup_free_ char *shown = path ? escape_path(path) : NULL;
-	fprintf(out, "%12s %12s %6" PRIu64 "  %s\n", format_bytes(tb, sizeof(tb), bytes),
-		format_bytes(sb, sizeof(sb), size), procs, shown ? shown : "?");
+	_cleanup_free_ char *kind_shown = escape_path(kind);
+	fprintf(out, "%12s %12s %6" PRIu64 " %-9s  %s\n", format_bytes(tb, sizeof(tb), bytes),
+		format_bytes(sb, sizeof(sb), size), procs, kind_shown ? kind_shown : "?",
+		shown ? shown : "?");
 }
 
 int status_print_text(const char *text, size_t len, FILE *out)
@@ -89,9 +95,25 @@ int status_print_text(const char *text, size_t len, FILE *out)
 	get_u64(top, "pass", &pass);
 	get_u64(top, "pid", &pid);
 	fprintf(out, "prelockd (pid %" PRIu64 ", pass %" PRIu64 "): %" PRIu64 " files, %s locked of %s "
-		     "budget\n\n",
+		     "budget\n",
 		pid, pass, files, format_bytes(tb, sizeof(tb), bytes), format_bytes(bb, sizeof(bb), budget));
-	fprintf(out, "%12s %12s %6s  %s\n", "LOCKED", "SIZE", "PROCS", "PATH");
+	uint64_t fallback = 0;
+	struct json_object *pr, *mode, *active;
+	if (get_u64(top, "resident_fallback_processes", &fallback) && fallback)
+		fprintf(out, "what = resident fell back to mapped for %" PRIu64 " processes: no access "
+			     "to their /proc/PID/pagemap\n", fallback);
+	if (json_object_object_get_ex(top, "pressure", &pr) &&
+	    json_object_object_get_ex(pr, "mode", &mode) &&
+	    json_object_is_type(mode, json_type_string) &&
+	    json_object_object_get_ex(pr, "active", &active)) {
+		uint64_t passes = 0;
+		get_u64(pr, "passes", &passes);
+		_cleanup_free_ char *m = escape_path(json_object_get_string(mode));
+		fprintf(out, "memory pressure: %s (%s), %" PRIu64 " pressure passes\n",
+			json_object_get_boolean(active) ? "now" : "none now", m ? m : "?", passes);
+	}
+	fputc('\n', out);
+	fprintf(out, "%12s %12s %6s %-9s  %s\n", "LOCKED", "SIZE", "PROCS", "KIND", "PATH");
 	size_t shown = 0, n = 0;
 	if (json_object_object_get_ex(top, "locked", &locked) &&
 	    json_object_is_type(locked, json_type_array))

@@ -7,11 +7,16 @@
  * Numbers are percentages of the file's pages: the mapping covers [MAP_FIRST%, MAP_LAST%), and
  * the pages in [TOUCH_FIRST%, TOUCH_LAST%) of the file (within the mapping) are read once.
  * Defaults: map all of it, touch all that is mapped.
+ *
+ * MAPPER_PROT chooses the mapping: "rx" (the default: code), "r" (read-only data), "rwp"
+ * (writable, private: a program's .data) or "rws" (writable, shared; the file is opened for
+ * writing).
  */
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -30,7 +35,21 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: mapper FILE [MAP_FIRST MAP_LAST [TOUCH_FIRST TOUCH_LAST]]\n");
 		return 64;
 	}
-	int fd = open(argv[1], O_RDONLY);
+	const char *how = getenv("MAPPER_PROT") ? getenv("MAPPER_PROT") : "rx";
+	int prot = PROT_READ, flags = MAP_PRIVATE, oflags = O_RDONLY;
+	if (strcmp(how, "rx") == 0) {
+		prot |= PROT_EXEC;
+	} else if (strcmp(how, "rwp") == 0) {
+		prot |= PROT_WRITE;
+	} else if (strcmp(how, "rws") == 0) {
+		prot |= PROT_WRITE;
+		flags = MAP_SHARED;
+		oflags = O_RDWR;
+	} else if (strcmp(how, "r") != 0) {
+		fprintf(stderr, "MAPPER_PROT: rx, r, rwp or rws\n");
+		return 64;
+	}
+	int fd = open(argv[1], oflags);
 	if (fd < 0 || fstat(fd, &st) < 0) {
 		perror(argv[1]);
 		return 1;
@@ -43,8 +62,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "empty mapping\n");
 		return 64;
 	}
-	unsigned char *p = mmap(NULL, (m1 - m0) * page, PROT_READ | PROT_EXEC, MAP_PRIVATE, fd,
-				(off_t)(m0 * page));
+	unsigned char *p = mmap(NULL, (m1 - m0) * page, prot, flags, fd, (off_t)(m0 * page));
 	if (p == MAP_FAILED) {
 		perror("mmap");
 		return 1;

@@ -85,13 +85,14 @@ class Mapper:
     [touch_first%, touch_last%) of the file (default: all that it maps)."""
 
     def __init__(self, path, map_first=0, map_last=100, touch_first=None, touch_last=None,
-                 cwd=None, prefix=(), binary=None):
+                 cwd=None, prefix=(), binary=None, prot="rx"):
         # binary: a copy of the mapper under another name gives the process another comm.
+        # prot: "rx" code, "r" read-only data, "rwp"/"rws" writable private/shared.
         args = [binary or MAPPER, path, str(map_first), str(map_last)]
         if touch_first is not None:
             args += [str(touch_first), str(touch_last)]
-        self.proc = subprocess.Popen(list(prefix) + args,
-                                     stdout=subprocess.PIPE, text=True, cwd=cwd)
+        self.proc = subprocess.Popen(list(prefix) + args, stdout=subprocess.PIPE, text=True,
+                                     cwd=cwd, env=dict(os.environ, MAPPER_PROT=prot))
         line = self.proc.stdout.readline()
         if not line.startswith("ready"):
             raise RuntimeError(f"mapper did not start: {line!r}")
@@ -241,7 +242,8 @@ def _pass_status(m):
 class Daemon:
     """prelockd under test, with its own config, state and status files in `directory`."""
 
-    def __init__(self, directory, config, binary=None, env=None, extra_args=(), prefix=()):
+    def __init__(self, directory, config, binary=None, env=None, extra_args=(), prefix=(),
+                 pressure=False):
         self.dir = directory
         self.conf = os.path.join(directory, "prelockd.conf")
         self.status_file = os.path.join(directory, "status")
@@ -251,6 +253,11 @@ class Daemon:
         e = dict(os.environ)
         e.pop("JOURNAL_STREAM", None)
         e["NOTIFY_SOCKET"] = self.notify.path
+        # Memory pressure is system-wide: passes it would bring (other work on the machine,
+        # another test's hog) must not disturb tests that count passes. The debug build heeds
+        # this; test_pressure asks for pressure passes.
+        if not pressure:
+            e["PRELOCKD_DEBUG_NO_PRESSURE"] = "1"
         if env:
             e.update(env)
         self.stderr_path = os.path.join(directory, "stderr")

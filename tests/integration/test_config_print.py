@@ -10,7 +10,7 @@ from lib import ROOT, cleanup, done, eq, ok, run, workdir
 d = workdir()
 
 KEYS = {"daemon": ["interval", "state_file", "status_file", "log_level"],
-        "lock": ["include", "exclude", "what", "max_file_size", "max_total", "max_total_percent",
+        "lock": ["include", "exclude", "what", "read_only_data", "max_file_size", "max_total", "max_total_percent",
                  "keep", "always"],
         "processes": ["only_critical", "critical_names", "critical_cgroups"]}
 

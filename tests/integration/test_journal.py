@@ -101,7 +101,7 @@ try:
             eq(e.get("PRIORITY"), "6", "summary at info priority")
             eq(e.get("PRELOCKD_FILES"), "1", "PRELOCKD_FILES field")
             eq(e.get("PRELOCKD_BYTES"), str(1 * MiB), "PRELOCKD_BYTES field")
-            check_site(e, '"pass %u: ', "summary")
+            check_site(e, '"pass %u%s: ', "summary")
         per_file = [e for e in es if e.get("PRELOCKD_PATH") == path]
         ok(len(per_file) >= 1, "a per-file event carries PRELOCKD_PATH with the exact path",
            "\n".join(str(e.get("MESSAGE")) for e in es))
