@@ -263,9 +263,13 @@ static int read_mappings(struct scan_one *o)
 		return -errno;
 	o->p->nmaps = 0;
 	s->npm = 0;
-	if (s->use_query != 0) {
-		unsigned need = o->c->cfg->read_only_data ? MAP_PERM_READ : MAP_PERM_EXEC;
-		int r = maps_query_walk(fd, need, true, on_mapping, o);
+	/* PROCMAP_QUERY pays off where the kernel leaves out most VMAs: asked for code only, it
+	 * answers one VMA of a library's five. Asked for readable file mappings it answers four of
+	 * five (it cannot leave out the writable ones), one system call each, and the text is
+	 * cheaper: 400 processes of 50 libraries each, a --dry-run pass took 0.31 s of CPU by the
+	 * ioctl against 0.18 s by the text (code only: 0.13 against 0.17). */
+	if (s->use_query != 0 && !o->c->cfg->read_only_data) {
+		int r = maps_query_walk(fd, MAP_PERM_EXEC, true, on_mapping, o);
 		if (r != -ENOTTY && r != -EINVAL) {
 			s->use_query = 1;
 			return r < 0 ? r : read_pagemaps(o);
