@@ -189,7 +189,7 @@ static void report_problems(struct daemon *d, const struct pass_stats *st)
 		log_warning_errno(st->lock_err, "cannot lock %s, ignoring (reported once)", path);
 }
 
-static void log_pass(struct daemon *d, const char *kind, uint64_t cpu, uint64_t cpu_scan,
+static void log_pass(struct daemon *d, const char *kind, bool full, uint64_t cpu, uint64_t cpu_scan,
 		     uint64_t wall)
 {
 	const struct pass_stats *st = &d->stats;
@@ -202,9 +202,10 @@ static void log_pass(struct daemon *d, const char *kind, uint64_t cpu, uint64_t 
 		 format_bytes(budget, sizeof(budget), d->ls.budget_bytes), st->procs, st->procs_read,
 		 st->mappings, (unsigned)(cpu / 1000), (unsigned)(cpu_scan / 1000),
 		 (unsigned)((cpu - cpu_scan) / 1000), (unsigned)(wall / 1000));
-	log_debug("details of pass %u: processes %u vanished, %u denied, %u unreadable, %u without pagemap; "
-		  "%u malformed maps lines; files %u opened, %u could not be, %u could not be locked",
-		  d->pass, st->procs_vanished,
+	log_debug("details of pass %u (%s): processes %u vanished, %u denied, %u unreadable, %u "
+		  "without pagemap; %u malformed maps lines; files %u opened, %u could not be, %u could "
+		  "not be locked",
+		  d->pass, full ? "full" : "quick", st->procs_vanished,
 		  st->procs_denied, st->procs_bad, st->pagemap_denied, st->maps_malformed,
 		  st->files_opened, st->open_failed, st->lock_failed);
 }
@@ -284,7 +285,7 @@ static void daemon_pass(struct daemon *d, const char *kind)
 	report_problems(d, &d->stats);
 	if (d->dry_run)
 		return;
-	log_pass(d, kind, cpu_usec() - cpu0, cpu_scan, now_usec(CLOCK_MONOTONIC) - t0);
+	log_pass(d, kind, full, cpu_usec() - cpu0, cpu_scan, now_usec(CLOCK_MONOTONIC) - t0);
 	write_status(d);
 	save_state(d, false);
 }
