@@ -272,11 +272,76 @@ static int lock_self(void)
 	return r;
 }
 
+/* Loads the config: the defaults when the default file is missing; for --status and
+ * --reset-state, the path a broken file still names. Returns 0 or an exit code. */
+static int load_config(const struct options *o, struct config *cfg)
+{
+	int r;
+	if (!o->config_given && access(o->config, F_OK) < 0 && errno == ENOENT) {
+		/* Every key is optional: no config file at the default place means the defaults. */
+		r = config_init_defaults(cfg);
+		if (r == 0 && !o->test_config && !o->status && !o->reset_state)
+			log_notice("%s not found, using the defaults", o->config);
+	} else {
+		r = config_load(o->config, cfg, print_config_error, NULL);
+	}
+	if (r < 0 && (o->status || o->reset_state) && config_load_paths(o->config, cfg) == 0) {
+		log_warning("%s has errors (above): using the %s it names, %s", o->config,
+			    o->status ? "status_file" : "state_file",
+			    o->status ? cfg->status_file : cfg->state_file);
+		r = 0;
+	}
+	if (r < 0)
+		return r == -EINVAL || r == -ENOENT || r == -EACCES ? EXIT_CONFIG : EXIT_FAIL;
+	return EXIT_OK;
+}
+
+/* -t: "configuration OK", or with --print every setting in effect. */
+static int test_config(const struct options *o, const struct config *cfg)
+{
+	if (!o->print)
+		printf("configuration OK\n");
+	else if (access(o->config, F_OK) == 0)
+		printf("; prelockd: %s, with the default of every key it does not set\n", o->config);
+	else
+		printf("; prelockd: the defaults (%s not found)\n", o->config);
+	if (o->print)
+		config_print(stdout, cfg);
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		fprintf(stderr, "prelockd: cannot write to stdout: %s\n", strerror(errno));
+		return EXIT_FAIL;
+	}
+	return EXIT_OK;
+}
+
+/* The daemon, or its --dry-run. Takes over *cfg. */
+static int run_daemon(const struct options *o, struct config *cfg)
+{
+	struct daemon d;
+	int r = daemon_init(&d, cfg, o->config, o->dry_run);
+	if (r < 0) {
+		daemon_free(&d);
+		return EXIT_FAIL;
+	}
+	if (o->dry_run) {
+		daemon_dry_run(&d, o->json);
+		daemon_free(&d);
+		return EXIT_OK;
+	}
+	if (check_lock_privilege(&d) < 0 || lock_self() < 0) {
+		daemon_free(&d);
+		return EXIT_NOPERM;
+	}
+	raise_nofile();
+	r = daemon_run(&d);
+	daemon_free(&d);
+	return r < 0 ? EXIT_FAIL : EXIT_OK;
+}
+
 static int run(int argc, char **argv)
 {
 	struct options o;
 	struct config cfg;
-	struct daemon d;
 	int r;
 
 	if (parse_args(argc, argv, &o) < 0) {
@@ -292,68 +357,21 @@ static int run(int argc, char **argv)
 		return EXIT_OK;
 	}
 	log_setup(LOG_LEVEL_INFO);
-	if (!o.config_given && access(o.config, F_OK) < 0 && errno == ENOENT) {
-		/* Every key is optional: no config file at the default place means the defaults. */
-		r = config_init_defaults(&cfg);
-		if (r == 0 && !o.test_config && !o.status && !o.reset_state)
-			log_notice("%s not found, using the defaults", o.config);
-	} else {
-		r = config_load(o.config, &cfg, print_config_error, NULL);
-	}
-	if (r < 0 && (o.status || o.reset_state) && config_load_paths(o.config, &cfg) == 0) {
-		log_warning("%s has errors (above): using the %s it names, %s", o.config,
-			    o.status ? "status_file" : "state_file",
-			    o.status ? cfg.status_file : cfg.state_file);
-		r = 0;
-	}
-	if (r < 0)
-		return r == -EINVAL ? EXIT_CONFIG : (r == -ENOENT || r == -EACCES ? EXIT_CONFIG : EXIT_FAIL);
-	if (o.test_config) {
-		if (!o.print)
-			printf("configuration OK\n");
-		else if (access(o.config, F_OK) == 0)
-			printf("; prelockd: %s, with the default of every key it does not set\n", o.config);
-		else
-			printf("; prelockd: the defaults (%s not found)\n", o.config);
-		if (o.print)
-			config_print(stdout, &cfg);
-		config_free(&cfg);
-		if (fflush(stdout) != 0 || ferror(stdout)) {
-			fprintf(stderr, "prelockd: cannot write to stdout: %s\n", strerror(errno));
-			return EXIT_FAIL;
-		}
-		return EXIT_OK;
-	}
-	log_set_level(cfg.log_level);
-	if (o.reset_state) {
-		r = reset_state(&cfg);
-		config_free(&cfg);
+	r = load_config(&o, &cfg);
+	if (r != EXIT_OK)
 		return r;
-	}
-	if (o.status) {
-		r = status_print(cfg.status_file, o.json);
-		config_free(&cfg);
-		return r < 0 ? EXIT_FAIL : EXIT_OK;
-	}
-
-	r = daemon_init(&d, &cfg, o.config, o.dry_run);
-	if (r < 0) {
-		daemon_free(&d);
-		return EXIT_FAIL;
-	}
-	if (o.dry_run) {
-		daemon_dry_run(&d, o.json);
-		daemon_free(&d);
-		return EXIT_OK;
-	}
-	if (check_lock_privilege(&d) < 0 || lock_self() < 0) {
-		daemon_free(&d);
-		return EXIT_NOPERM;
-	}
-	raise_nofile();
-	r = daemon_run(&d);
-	daemon_free(&d);
-	return r < 0 ? EXIT_FAIL : EXIT_OK;
+	if (!o.test_config)
+		log_set_level(cfg.log_level);
+	if (!o.test_config && !o.reset_state && !o.status)
+		return run_daemon(&o, &cfg);
+	if (o.test_config)
+		r = test_config(&o, &cfg);
+	else if (o.reset_state)
+		r = reset_state(&cfg);
+	else
+		r = status_print(cfg.status_file, o.json) < 0 ? EXIT_FAIL : EXIT_OK;
+	config_free(&cfg);
+	return r;
 }
 
 int main(int argc, char **argv)
