@@ -3,10 +3,19 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <linux/openat2.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "util.h"
+
+#ifndef SYS_openat2
+#define SYS_openat2 437
+#endif
 
 /* A file is "sparse" when fewer than half its bytes are allocated on disk. */
 #define SPARSE_MIN_PAGES 16
@@ -16,41 +25,141 @@ bool file_is_sparse(uint64_t size, uint64_t blocks_bytes, size_t page)
 	return size > SPARSE_MIN_PAGES * page && blocks_bytes < size / 2;
 }
 
-/* The same path inside the root of the process that maps f (another mount namespace), relative
- * to the /proc directory. NULL when it does not fit. */
-static const char *path_in_ns(const struct lfile *f, char *buf, size_t len)
+/* Kernels before 5.6 (and seccomp filters that do not know it) answer ENOSYS to openat2. */
+static bool no_openat2;
+
+/* The path walk without openat2: one O_PATH|O_NOFOLLOW open per component from root, so that no
+ * symlink is followed anywhere and "." or ".." never appear (a path from maps has neither). */
+static int walk_nofollow(int root, const char *path)
 {
-	if ((size_t)snprintf(buf, len, "%d/root%s", (int)f->ns_pid, f->path) >= len)
-		return NULL;
-	return buf;
+	char comp[NAME_MAX + 1];
+	int dfd = root == AT_FDCWD ? open("/", O_PATH | O_DIRECTORY | O_CLOEXEC)
+				   : fcntl(root, F_DUPFD_CLOEXEC, 0);
+	if (dfd < 0)
+		return -errno;
+	for (const char *p = path;;) {
+		while (*p == '/')
+			p++;
+		size_t n = strcspn(p, "/");
+		if (!n) /* a path that ends in '/' names a directory */
+			return close(dfd), -EISDIR;
+		if (n > NAME_MAX || (n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.'))
+			return close(dfd), -ELOOP;
+		memcpy(comp, p, n);
+		comp[n] = '\0';
+		p += n;
+		int fd = openat(dfd, comp, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		int e = errno;
+		close(dfd);
+		if (fd < 0)
+			return -e;
+		while (*p == '/')
+			p++;
+		if (!*p)
+			return fd; /* the last component: the caller checks what it is */
+		struct stat st = { 0 };
+		if (fstat(fd, &st) < 0 || !S_ISDIR(st.st_mode)) {
+			int r = S_ISLNK(st.st_mode) ? -ELOOP : -ENOTDIR;
+			close(fd);
+			return r;
+		}
+		dfd = fd;
+	}
 }
 
-/* Opens by the safety rules and checks that the result is a regular file and the very inode the
- * process maps. Returns the fd or -errno, with *reason set for a file that is not it. */
-static int open_checked(int dirfd, const char *path, const struct lfile *f, struct stat *st,
-			enum file_reason *reason)
+/* An O_PATH descriptor of path (absolute) as seen from root: AT_FDCWD for our own view, or a
+ * descriptor of /proc/PID/root for the mapping process's. No symlink is followed, in the middle
+ * or at the end: a path from maps is the kernel's name of the file, which holds none, so one met
+ * on the way was put there since, and could lead out of the process's root (an absolute
+ * directory symlink resolves against the walker's root) to a FIFO or a device. An O_PATH open
+ * calls no open method of the file: nothing a device or FIFO would do on open happens. */
+static int open_path_only(int root, const char *path)
 {
-	int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | O_NOFOLLOW);
-	*reason = REASON_OPEN_FAILED;
-	if (fd < 0)
-		return -errno;
-	if (fstat(fd, st) < 0) {
-		int r = -errno;
-		close(fd);
-		return r;
+	struct open_how how = { .flags = O_PATH | O_NOFOLLOW | O_CLOEXEC,
+				.resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS };
+	if (root != AT_FDCWD)
+		how.resolve |= RESOLVE_IN_ROOT;
+#ifdef PRELOCKD_DEBUG
+	/* Test builds only: the walk that kernels before 5.6 get, on this one. */
+	if (getenv("PRELOCKD_DEBUG_NO_OPENAT2"))
+		no_openat2 = true;
+#endif
+	if (!no_openat2) {
+		long fd = syscall(SYS_openat2, root, path, &how, sizeof(how));
+		if (fd >= 0)
+			return (int)fd;
+		if (errno != ENOSYS)
+			return -errno;
+		no_openat2 = true;
 	}
+	return walk_nofollow(root, path);
+}
+
+/* A descriptor of the root of the process that maps f (another mount namespace). */
+static int open_proc_root(int proc_fd, pid_t pid)
+{
+	char buf[32];
+	snprintf(buf, sizeof(buf), "%d/root", (int)pid);
+	int fd = openat(proc_fd, buf, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	return fd < 0 ? -errno : fd;
+}
+
+/* An O_PATH descriptor of f's path: in our own view, or (own false) in its process's root. */
+static int open_f_path(int proc_fd, const struct lfile *f, bool own)
+{
+	if (own)
+		return open_path_only(AT_FDCWD, f->path);
+	_cleanup_close_ int root = open_proc_root(proc_fd, f->ns_pid);
+	if (root < 0)
+		return root;
+	return open_path_only(root, f->path);
+}
+
+/* Opens for reading the file an O_PATH descriptor holds, once it is known to be the right one:
+ * through /proc/self/fd, which leads to that very file whatever happened to its path since. */
+static int reopen_for_reading(int path_fd)
+{
+	char buf[40];
+	snprintf(buf, sizeof(buf), "/proc/self/fd/%d", path_fd);
+	int fd = open(buf, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	return fd < 0 ? -errno : fd;
+}
+
+/* Checks what an O_PATH descriptor leads to: a regular file, the very inode the process maps. */
+static int check_identity(int path_fd, const struct lfile *f, struct stat *st,
+			  enum file_reason *reason)
+{
+	*reason = REASON_OPEN_FAILED;
+	if (fstat(path_fd, st) < 0)
+		return -errno;
 	if (!S_ISREG(st->st_mode)) {
 		*reason = REASON_NOT_REGULAR;
-		close(fd);
 		return -EBADFD;
 	}
 	if ((uint64_t)st->st_dev != f->dev || (uint64_t)st->st_ino != f->ino) {
 		*reason = REASON_REPLACED;
-		close(fd);
 		return -ESTALE;
 	}
 	*reason = REASON_NONE;
-	return fd;
+	return 0;
+}
+
+/* Opens f by the safety rules: O_PATH first, checked, and only then opened for reading. Returns
+ * the fd or -errno, with *reason set for a file that is not it. */
+static int open_checked(int proc_fd, const struct lfile *f, bool own, struct stat *st,
+			enum file_reason *reason)
+{
+	*reason = REASON_OPEN_FAILED;
+	_cleanup_close_ int pfd = open_f_path(proc_fd, f, own);
+	if (pfd < 0)
+		return pfd;
+	int r = check_identity(pfd, f, st, reason);
+	if (r < 0)
+		return r;
+	r = reopen_for_reading(pfd);
+	if (r < 0)
+		*reason = REASON_OPEN_FAILED;
+	return r;
 }
 
 void file_want_fit(struct lockset *ls, struct lfile *f, size_t page)
@@ -89,7 +198,6 @@ static int adopt(struct lockset *ls, struct pass_ctx *c, struct lfile *f, int fd
 
 int file_open_verified(struct lockset *ls, struct pass_ctx *c, struct lfile *f)
 {
-	char buf[4200];
 	/* Zeroed for clang-analyzer: open_checked() fills it whenever it returns a descriptor, but
 	 * the analyzer allows a failed fstat() with errno 0, which would return 0. */
 	struct stat st = { 0 };
@@ -101,12 +209,10 @@ int file_open_verified(struct lockset *ls, struct pass_ctx *c, struct lfile *f)
 	/* Our own view first, even for a process in another mount namespace: a sandboxed daemon
 	 * (PrivateTmp= and friends) is in a namespace of its own, yet sees the same /usr. The
 	 * inode check makes a wrong file harmless; then try the process's own view. */
-	fd = open_checked(AT_FDCWD, f->path, f, &st, &reason);
+	fd = open_checked(c->proc_fd, f, true, &st, &reason);
 	f->own_path = fd >= 0;
-	if (fd < 0 && f->ns_pid && reason != REASON_NOT_REGULAR) {
-		const char *p = path_in_ns(f, buf, sizeof(buf));
-		fd = p ? open_checked(c->proc_fd, p, f, &st, &reason) : -ENAMETOOLONG;
-	}
+	if (fd < 0 && f->ns_pid && reason != REASON_NOT_REGULAR)
+		fd = open_checked(c->proc_fd, f, false, &st, &reason);
 	if (fd < 0) {
 		c->stats.open_failed++;
 		if (fd == -EMFILE || fd == -ENFILE)
@@ -120,14 +226,12 @@ int file_open_verified(struct lockset *ls, struct pass_ctx *c, struct lfile *f)
 
 int file_open_by_path(const char *path, struct stat *st)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | O_NOFOLLOW);
-	if (fd < 0)
-		return -errno;
-	if (fstat(fd, st) < 0 || !S_ISREG(st->st_mode)) {
-		close(fd);
+	_cleanup_close_ int pfd = open_path_only(AT_FDCWD, path);
+	if (pfd < 0)
+		return pfd;
+	if (fstat(pfd, st) < 0 || !S_ISREG(st->st_mode))
 		return -EBADFD;
-	}
-	return fd;
+	return reopen_for_reading(pfd);
 }
 
 int file_adopt(struct lockset *ls, struct pass_ctx *c, struct lfile *f, int fd,
@@ -158,27 +262,13 @@ void file_hold_or_close(struct lockset *ls, struct pass_ctx *c, struct lfile *f)
 	c->stats.fds_short = true;
 }
 
-/* The path to reach f by: its own, or the one through the mapping process's root. */
-static int path_of(const struct lfile *f, int proc_fd, char *buf, size_t len, const char **path)
-{
-	if (f->own_path || !f->ns_pid) {
-		*path = f->path;
-		return AT_FDCWD;
-	}
-	*path = path_in_ns(f, buf, len);
-	return proc_fd;
-}
-
 int file_stat_by_path(int proc_fd, const struct lfile *f, struct stat *st)
 {
-	char buf[4200];
-	const char *path;
-	int dirfd = path_of(f, proc_fd, buf, sizeof(buf), &path);
-	if (!path || fstatat(dirfd, path, st, 0) < 0)
+	enum file_reason reason;
+	_cleanup_close_ int pfd = open_f_path(proc_fd, f, f->own_path || !f->ns_pid);
+	if (pfd < 0)
 		return -ENOENT;
-	if ((uint64_t)st->st_dev != f->dev || (uint64_t)st->st_ino != f->ino || !S_ISREG(st->st_mode))
-		return -ESTALE;
-	return 0;
+	return check_identity(pfd, f, st, &reason) < 0 ? -ESTALE : 0;
 }
 
 bool file_replaced(int proc_fd, const struct lfile *f)

@@ -25,12 +25,14 @@ Observed on main (b0bfd14): IN_OPEN 4 times on the FIFO and 4 times on the devic
 three passes (the daemon opens with O_RDONLY|O_NONBLOCK|O_NOFOLLOW, then fstat()s: too late).
 Not yet executable: the fix belongs to the file opening core, being restructured."""
 import ctypes
+import json
 import os
 import struct
 import subprocess
 
 from hostile import Helper, helper
-from lib import MiB, Daemon, cleanup, done, eq, make_file, ok, workdir
+from lib import (MiB, PRELOCKD, Daemon, Mapper, cleanup, done, eq, locked_by_inode,
+                 make_file, ok, workdir)
 
 NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
 IN_OPEN = 0x20
@@ -106,18 +108,40 @@ try:
        "the daemon's own view: DIR/u/m/dir is a symlink to the FIFO's directory")
 
     opens = Opens([fifo, dev])
-    dm = Daemon(d, f"interval = 0\n[lock]\ninclude = ^{d}/\nwhat = whole\nkeep = 0\n")
-    ok(dm.wait_ready(30), "READY=1", dm.log())
-    ok(dm.rescan(30), "a rescan is answered")
-    i, j = dm.reload(30)
-    ok(j is not None, "a reload (a full pass) is answered")
-    got = opens.drain()
-    print(f"# IN_OPEN while the daemon ran: FIFO {got[fifo]}, device node {got[dev]}", flush=True)
-    eq(got[fifo], 0, "(A) the FIFO behind a directory symlink was never opened")
-    eq(got[dev], 0, "(B) the device node behind a symlink in the process's root was never opened")
-    ok(dm.alive(), "the daemon is alive", dm.log()[-1500:])
-    eq(dm.stop(), 0, "SIGTERM exits 0")
-    dm = None
+    plain = Mapper(src)  # root's file by a plain path: the walk still reaches what it should
+    helpers.append(plain)
+    # Twice: with openat2, and (debug build) with the component-by-component walk that kernels
+    # before 5.6 get.
+    for label, env in (("openat2", {}), ("walk", {"PRELOCKD_DEBUG_NO_OPENAT2": "1"})):
+        dm = Daemon(d, f"interval = 0\n[lock]\ninclude = ^{d}/\nwhat = whole\nkeep = 0\n",
+                    env=env)
+        ok(dm.wait_ready(30), f"{label}: READY=1", dm.log())
+        ok(dm.rescan(30), f"{label}: a rescan is answered")
+        i, j = dm.reload(30)
+        ok(j is not None, f"{label}: a reload (a full pass) is answered")
+        got = opens.drain()
+        print(f"# {label}: IN_OPEN while the daemon ran: FIFO {got[fifo]}, device node {got[dev]}",
+              flush=True)
+        eq(got[fifo], 0, f"{label}: (A) the FIFO behind a directory symlink was never opened")
+        eq(got[dev], 0, f"{label}: (B) the device node behind a symlink in the process's root "
+                        "was never opened")
+        eq(locked_by_inode(dm.pid, os.stat(src)), (MiB, MiB),
+           f"{label}: root's file mapped by its plain path is locked (rss, size)")
+        ok(dm.alive(), f"{label}: the daemon is alive", dm.log()[-1500:])
+        eq(dm.stop(), 0, f"{label}: SIGTERM exits 0")
+        dm = None
+        # What the daemon saw of the two files of the user's namespace: libx.so is reached
+        # through the process's root (its own view walks into the symlink), liby.so not at all.
+        r = subprocess.run([PRELOCKD, "-c", os.path.join(d, "prelockd.conf"), "--dry-run",
+                            "--json"], capture_output=True, text=True, timeout=60,
+                           env=dict(os.environ, **env))
+        files = {x["path"]: x for x in json.loads(r.stdout)["files"]} if r.returncode == 0 else {}
+        x, y = files.get(f"{m}/dir/libx.so", {}), files.get(f"{n}/dir/liby.so", {})
+        ok(x and x.get("reason") != "cannot open" and x.get("size") == MiB,
+           f"{label}: --dry-run: libx.so opened in the process's root ({x.get('reason')})",
+           r.stdout[-1500:] + r.stderr)
+        ok(y.get("reason") == "cannot open", f"{label}: --dry-run: liby.so cannot be opened "
+           f"(symlink refused; {y.get('reason')})", r.stdout[-1500:] + r.stderr)
 finally:
     for h in helpers:
         h.stop()
