@@ -63,7 +63,8 @@ struct psi {
 	const char *path; /* the file in use (a static string or the caller's) */
 	uint64_t threshold_usec, window_usec;
 	int trigger_error; /* why there is no trigger: a negative errno, 0 with one */
-	int open_error;    /* PSI_NONE: why no file could be read (negative errno) */
+	int open_error;    /* why the first file was not used (ENOENT: hidden), even when a
+			    * later one was; 0 when it was */
 	/* psi_poll_read()'s memory: the "some" total and when it was read. */
 	bool have_last;
 	uint64_t last_total_usec, last_read_usec;
