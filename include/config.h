@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 #include "log.h" /* enum log_level */
 
@@ -27,6 +28,13 @@ struct regex_list {
 	regex_t *re;
 };
 
+/* Owners given by name or number, with the text they were given as (for printing). */
+struct owner_list {
+	size_t n;
+	char **src;
+	uid_t *uid;
+};
+
 struct config {
 	/* [daemon] */
 	uint64_t interval_usec; /* 0: scan at start and on SIGHUP/SIGUSR1 only */
@@ -43,6 +51,7 @@ struct config {
 	double max_total_percent;    /* of MemTotal; 0: no relative cap */
 	unsigned keep_scans;
 	struct strv always;          /* absolute paths */
+	struct owner_list owners;    /* besides root, whose files may be locked */
 	/* [processes] */
 	bool only_critical;
 	struct strv critical_names;
@@ -72,6 +81,8 @@ void config_print(FILE *f, const struct config *cfg);
 
 bool regex_list_match(const struct regex_list *l, const char *s);
 bool strv_contains(const struct strv *l, const char *s);
+/* Root, or an owner the config names. */
+bool owner_allowed(const struct config *cfg, uid_t uid);
 
 const char *lock_what_to_string(enum lock_what w);
 const char *log_level_to_string(enum log_level l);

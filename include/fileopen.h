@@ -10,15 +10,19 @@
 #include "pass.h"
 
 /* Opens f (a no-op when it is open) and learns its size; sizes its page bitmap. Returns 0 or
- * -errno, with f->reason saying why (REASON_OPEN_FAILED, NOT_REGULAR, REPLACED, SPARSE). */
+ * -errno, with f->reason saying why (REASON_OPEN_FAILED, NOT_REGULAR, REPLACED, NOT_OWNED,
+ * WRITABLE, SPARSE). */
 int file_open_verified(struct lockset *ls, struct pass_ctx *c, struct lfile *f);
 /* Opens a file by its own path, by the same rules, for the saved state (the identity is the
  * caller's to check). Returns the fd, with *st filled, or -errno (-EBADFD: not regular). */
 int file_open_by_path(const char *path, struct stat *st);
-/* Makes fd (from file_open_by_path, st its fstat) f's descriptor. Returns 0 or -EFBIG (sparse:
- * fd closed). */
+/* Makes fd (from file_open_by_path, st its fstat) f's descriptor. Returns 0, -EFBIG (sparse) or
+ * -EPERM (owner or mode: file_owner_ok()); fd is closed on error. */
 int file_adopt(struct lockset *ls, struct pass_ctx *c, struct lfile *f, int fd,
 	       const struct stat *st);
+/* Whether f may be locked by its owner and mode: owned by root or an owner in `owners`, and not
+ * writable by group or others (`always` files, named by root, pass). Sets f->reason when not. */
+bool file_owner_ok(const struct config *cfg, struct lfile *f);
 /* Closes the descriptor; a file held by its mappings alone stays watched. */
 void file_close(struct lockset *ls, struct lfile *f);
 /* Closes the descriptor when files hold more than the descriptor budget allows. */

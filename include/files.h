@@ -21,6 +21,8 @@ enum file_reason {
 	REASON_BUDGET_PARTLY, /* keeps what it has locked, cannot grow: budget */
 	REASON_UNMAPPED,      /* no process maps it; kept for `keep` scans */
 	REASON_LOCK_FAILED,   /* mmap or mlock failed: errno in lock_errno */
+	REASON_NOT_OWNED,     /* owned by neither root nor an owner in `owners` */
+	REASON_WRITABLE,      /* group or others may write it */
 };
 const char *file_reason_to_string(enum file_reason r);
 
@@ -45,6 +47,8 @@ struct lfile {
 	bool as_code, as_data; /* mapped as code (executable), as read-only data */
 	int open_errno, lock_errno;
 	enum file_reason reason;
+	uid_t uid;   /* owner and mode when last checked before an open (`owners`) */
+	mode_t mode;
 
 	/* Use, recomputed each pass from the process caches. */
 	uint32_t nprocs;

@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <ini.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,6 +70,7 @@ struct config_item {
 static void release_string(void *field);
 static void release_strv(void *field);
 static void release_regexes(void *field);
+static void release_owners(void *field);
 static int parse_duration_item(struct parse_ctx *, const struct config_item *, const char *, void *);
 static int parse_path_item(struct parse_ctx *, const struct config_item *, const char *, void *);
 static int parse_log_level_item(struct parse_ctx *, const struct config_item *, const char *, void *);
@@ -80,6 +82,7 @@ static int parse_uint_item(struct parse_ctx *, const struct config_item *, const
 static int parse_abs_path_item(struct parse_ctx *, const struct config_item *, const char *, void *);
 static int parse_bool_item(struct parse_ctx *, const struct config_item *, const char *, void *);
 static int parse_comm_item(struct parse_ctx *, const struct config_item *, const char *, void *);
+static int parse_owner_item(struct parse_ctx *, const struct config_item *, const char *, void *);
 static void print_duration(FILE *f, const struct config_item *it, const void *field);
 static void print_string(FILE *f, const struct config_item *it, const void *field);
 static void print_log_level(FILE *f, const struct config_item *it, const void *field);
@@ -90,6 +93,7 @@ static void print_percent(FILE *f, const struct config_item *it, const void *fie
 static void print_uint(FILE *f, const struct config_item *it, const void *field);
 static void print_strv(FILE *f, const struct config_item *it, const void *field);
 static void print_bool(FILE *f, const struct config_item *it, const void *field);
+static void print_owners(FILE *f, const struct config_item *it, const void *field);
 
 #define TYPE(n, p, d, ...) { .noun = n, .parse = p, .print = d, __VA_ARGS__ }
 static const struct config_type type_duration = TYPE("duration", parse_duration_item, print_duration);
@@ -109,6 +113,8 @@ static const struct config_type type_paths = TYPE("path", parse_abs_path_item, p
 static const struct config_type type_bool = TYPE("boolean", parse_bool_item, print_bool);
 static const struct config_type type_comms = TYPE("process name", parse_comm_item, print_strv,
 						  .release = release_strv, .list = true);
+static const struct config_type type_owners = TYPE("user", parse_owner_item, print_owners,
+						   .release = release_owners, .list = true);
 
 #define SIZE_EXPECTED "a number with optional K, M, G or T suffix"
 #define FIELD(name) offsetof(struct config, name)
@@ -138,6 +144,9 @@ static const struct config_item items[] = {
 	ITEM("lock", "keep", &type_uint, keep_scans, .expected = "a whole number of scans",
 	     .range = "must be at most 1000000", .max = 1000000),
 	ITEM("lock", "always", &type_paths, always, .expected = "an absolute path of a file"),
+	ITEM("lock", "owners", &type_owners, owners,
+	     .expected = "a user name or a numeric user ID",
+	     .range = "user IDs are below 4294967295"),
 	ITEM("processes", "only_critical", &type_bool, only_critical,
 	     .expected = "yes/no, true/false, on/off or 1/0"),
 	ITEM("processes", "critical_names", &type_comms, critical_names,
@@ -586,6 +595,45 @@ static int parse_comm_item(struct parse_ctx *ctx, const struct config_item *it, 
 	return strv_add(field, value) < 0 ? report_oom(ctx) : 0;
 }
 
+/* A user name (looked up now: a reload looks it up again) or a number. */
+static int parse_owner_item(struct parse_ctx *ctx, const struct config_item *it, const char *value,
+			    void *field)
+{
+	struct owner_list *l = field;
+	uid_t uid;
+
+	if (*value && strspn(value, "0123456789") == strlen(value)) {
+		errno = 0;
+		unsigned long long n = strtoull(value, NULL, 10);
+		if (errno || n >= (uid_t)-1)
+			return bad_value(ctx, it, value, -ERANGE);
+		uid = (uid_t)n;
+	} else {
+		struct passwd pw, *res = NULL;
+		char buf[2048];
+		int r = getpwnam_r(value, &pw, buf, sizeof(buf), &res);
+		if (r != 0 || !res) {
+			report(ctx, "%s: no user '%s'%s%s", it->key, value, r ? ": " : "",
+			       r ? strerror(r) : "");
+			return -EINVAL;
+		}
+		uid = res->pw_uid;
+	}
+	char **src = realloc(l->src, (l->n + 1) * sizeof(*src));
+	if (!src)
+		return report_oom(ctx);
+	l->src = src;
+	uid_t *u = realloc(l->uid, (l->n + 1) * sizeof(*u));
+	if (!u)
+		return report_oom(ctx);
+	l->uid = u;
+	src[l->n] = strdup(value);
+	if (!src[l->n])
+		return report_oom(ctx);
+	u[l->n++] = uid;
+	return 0;
+}
+
 static int parse_regex_item(struct parse_ctx *ctx, const struct config_item *it, const char *value,
 			    void *field)
 {
@@ -640,6 +688,17 @@ static void release_strv(void *field)
 		free(l->v[i]);
 	free(l->v);
 	*l = (struct strv){ 0 };
+}
+
+static void release_owners(void *field)
+{
+	struct owner_list *l = field;
+
+	for (size_t i = 0; i < l->n; i++)
+		free(l->src[i]);
+	free(l->src);
+	free(l->uid);
+	*l = (struct owner_list){ 0 };
 }
 
 static void release_regexes(void *field)
@@ -780,6 +839,12 @@ static void print_list(FILE *f, const struct config_item *it, char *const *v, si
 static void print_strv(FILE *f, const struct config_item *it, const void *field)
 {
 	print_list(f, it, ((const struct strv *)field)->v, ((const struct strv *)field)->n);
+}
+
+static void print_owners(FILE *f, const struct config_item *it, const void *field)
+{
+	print_list(f, it, ((const struct owner_list *)field)->src,
+		   ((const struct owner_list *)field)->n);
 }
 
 static void print_regexes(FILE *f, const struct config_item *it, const void *field)
@@ -1306,6 +1371,16 @@ bool regex_list_match(const struct regex_list *l, const char *s)
 {
 	for (size_t i = 0; i < l->n; i++)
 		if (regexec(&l->re[i], s, 0, NULL, 0) == 0)
+			return true;
+	return false;
+}
+
+bool owner_allowed(const struct config *cfg, uid_t uid)
+{
+	if (uid == 0)
+		return true;
+	for (size_t i = 0; i < cfg->owners.n; i++)
+		if (cfg->owners.uid[i] == uid)
 			return true;
 	return false;
 }

@@ -144,10 +144,29 @@ static int check_identity(int path_fd, const struct lfile *f, struct stat *st,
 	return 0;
 }
 
+/* Owned by root or a listed owner, and only the owner may write: no unprivileged user can get
+ * memory locked for a file of their own, nor for one they can rewrite at will. */
+static enum file_reason owner_reason(const struct config *cfg, uid_t uid, mode_t mode)
+{
+	if (!owner_allowed(cfg, uid))
+		return REASON_NOT_OWNED;
+	if (mode & (S_IWGRP | S_IWOTH))
+		return REASON_WRITABLE;
+	return REASON_NONE;
+}
+
+bool file_owner_ok(const struct config *cfg, struct lfile *f)
+{
+	enum file_reason why = f->always ? REASON_NONE : owner_reason(cfg, f->uid, f->mode);
+	if (why != REASON_NONE)
+		f->reason = why;
+	return why == REASON_NONE;
+}
+
 /* Opens f by the safety rules: O_PATH first, checked, and only then opened for reading. Returns
  * the fd or -errno, with *reason set for a file that is not it. */
-static int open_checked(int proc_fd, const struct lfile *f, bool own, struct stat *st,
-			enum file_reason *reason)
+static int open_checked(int proc_fd, const struct config *cfg, struct lfile *f, bool own,
+			struct stat *st, enum file_reason *reason)
 {
 	*reason = REASON_OPEN_FAILED;
 	_cleanup_close_ int pfd = open_f_path(proc_fd, f, own);
@@ -156,6 +175,10 @@ static int open_checked(int proc_fd, const struct lfile *f, bool own, struct sta
 	int r = check_identity(pfd, f, st, reason);
 	if (r < 0)
 		return r;
+	f->uid = st->st_uid;
+	f->mode = st->st_mode;
+	if (!f->always && (*reason = owner_reason(cfg, f->uid, f->mode)) != REASON_NONE)
+		return -EPERM;
 	r = reopen_for_reading(pfd);
 	if (r < 0)
 		*reason = REASON_OPEN_FAILED;
@@ -188,7 +211,8 @@ static int adopt(struct lockset *ls, struct pass_ctx *c, struct lfile *f, int fd
 	}
 	ls->fds_held++;
 	if (f->reason == REASON_OPEN_FAILED || f->reason == REASON_SPARSE ||
-	    f->reason == REASON_REPLACED || f->reason == REASON_NOT_REGULAR)
+	    f->reason == REASON_REPLACED || f->reason == REASON_NOT_REGULAR ||
+	    f->reason == REASON_NOT_OWNED || f->reason == REASON_WRITABLE)
 		f->reason = REASON_NONE;
 	/* Whichever open first succeeds sizes the page bitmap (`mapped`, `resident`). */
 	file_want_fit(ls, f, ls->page);
@@ -209,12 +233,15 @@ int file_open_verified(struct lockset *ls, struct pass_ctx *c, struct lfile *f)
 	/* Our own view first, even for a process in another mount namespace: a sandboxed daemon
 	 * (PrivateTmp= and friends) is in a namespace of its own, yet sees the same /usr. The
 	 * inode check makes a wrong file harmless; then try the process's own view. */
-	fd = open_checked(c->proc_fd, f, true, &st, &reason);
+	fd = open_checked(c->proc_fd, c->cfg, f, true, &st, &reason);
 	f->own_path = fd >= 0;
-	if (fd < 0 && f->ns_pid && reason != REASON_NOT_REGULAR)
-		fd = open_checked(c->proc_fd, f, false, &st, &reason);
+	if (fd < 0 && f->ns_pid && reason != REASON_NOT_REGULAR && reason != REASON_NOT_OWNED &&
+	    reason != REASON_WRITABLE)
+		fd = open_checked(c->proc_fd, c->cfg, f, false, &st, &reason);
 	if (fd < 0) {
-		c->stats.open_failed++;
+		/* Refused by owner or mode is a rule, not a failure. */
+		if (reason != REASON_NOT_OWNED && reason != REASON_WRITABLE)
+			c->stats.open_failed++;
 		if (fd == -EMFILE || fd == -ENFILE)
 			c->stats.nofile++;
 		f->open_errno = -fd;
@@ -238,6 +265,12 @@ int file_adopt(struct lockset *ls, struct pass_ctx *c, struct lfile *f, int fd,
 	       const struct stat *st)
 {
 	f->own_path = true;
+	f->uid = st->st_uid;
+	f->mode = st->st_mode;
+	if (!file_owner_ok(c->cfg, f)) {
+		close(fd);
+		return -EPERM;
+	}
 	return adopt(ls, c, f, fd, st);
 }
 

@@ -20,6 +20,8 @@ const char *file_reason_to_string(enum file_reason r)
 		[REASON_BUDGET_PARTLY] = "budget: cannot grow",
 		[REASON_UNMAPPED] = "unmapped, kept",
 		[REASON_LOCK_FAILED] = "lock failed",
+		[REASON_NOT_OWNED] = "not owned by root",
+		[REASON_WRITABLE] = "writable by others",
 	};
 	return (unsigned)r < sizeof(names) / sizeof(names[0]) ? names[r] : "?";
 }

@@ -99,8 +99,10 @@ static bool file_candidate(struct lockset *ls, struct pass_ctx *c, uint32_t slot
 	}
 	if (f->eligible && !f->opened_once && f->fd < 0 && c->full)
 		(void)file_open_verified(ls, c, f);
+	/* Owner and mode against the current rules: a reload may have dropped an owner. */
 	bool usable = f->eligible && f->opened_once && f->reason != REASON_SPARSE &&
-		      f->reason != REASON_REPLACED && f->reason != REASON_NOT_REGULAR;
+		      f->reason != REASON_REPLACED && f->reason != REASON_NOT_REGULAR &&
+		      file_owner_ok(c->cfg, f);
 	if (!usable) {
 		if (f->npieces)
 			lock_unlock_file(ls, f);

@@ -337,6 +337,8 @@ static void test_every_key_good(void)
 		     "max_total_percent = 2.5%\n"
 		     "keep = 1000000\n"
 		     "always = /usr/bin/top\n"
+		     "owners = root\n"
+		     "owners = 4321\n"
 		     "[processes]\n"
 		     "only_critical = on\n"
 		     "critical_names = systemd-journal\n"
@@ -359,6 +361,10 @@ static void test_every_key_good(void)
 	CHECK(cfg.max_total_percent == 2.5, "max_total_percent 2.5%%");
 	CHECK(cfg.keep_scans == 1000000, "keep 1000000");
 	CHECK(cfg.always.n == 1 && strv_contains(&cfg.always, "/usr/bin/top"), "always");
+	CHECK(cfg.owners.n == 2 && cfg.owners.uid[0] == 0 && cfg.owners.uid[1] == 4321,
+	      "owners: a name looked up, a number as it is");
+	CHECK(owner_allowed(&cfg, 0) && owner_allowed(&cfg, 4321) && !owner_allowed(&cfg, 4322),
+	      "owner_allowed: root and the listed ones");
 	CHECK(cfg.only_critical, "only_critical on");
 	CHECK(strv_contains(&cfg.critical_names, "systemd-journal"), "critical_names 15 bytes");
 	CHECK(regex_list_match(&cfg.critical_cgroups, "/system.slice/sshd.service") &&
@@ -497,6 +503,11 @@ static void test_every_key_bad(void)
 		  "t.conf:2: keep: invalid number '-1' (expected a whole number of scans)\n" },
 		{ "[lock]\nalways = bin/busybox\n",
 		  "t.conf:2: always: invalid path 'bin/busybox' (expected an absolute path of a file)\n" },
+		{ "[lock]\nowners = no-such-user-here\n",
+		  "t.conf:2: owners: no user 'no-such-user-here'\n" },
+		{ "[lock]\nowners = 4294967295\n",
+		  "t.conf:2: owners: user '4294967295' is out of range (user IDs are below "
+		  "4294967295)\n" },
 		{ "[processes]\nonly_critical = maybe\n",
 		  "t.conf:2: only_critical: invalid boolean 'maybe' (expected yes/no, true/false, on/off "
 		  "or 1/0)\n" },
