@@ -26,6 +26,10 @@ struct pass_stats {
 	int64_t lock_failed_slot, watch_failed_slot; /* -1: none */
 	bool lock_failed_memcg; /* the first lock failure was the memory cgroup guard */
 	bool fds_short;         /* locked files held by their mappings alone: RLIMIT_NOFILE */
+	/* Files the daemon may not open (EACCES, EPERM: its user cannot read them). */
+	uint32_t open_denied;
+	int64_t open_denied_slot;
+	int open_denied_err;
 };
 
 /* The settings of one pass. */

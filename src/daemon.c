@@ -32,6 +32,7 @@
 #define WARNED_STATUS 0x10u
 #define WARNED_NOFILE 0x20u
 #define WARNED_BAD_PROC 0x40u
+#define WARNED_UNREADABLE 0x10000u
 #define WARNED_PAGEMAP 0x100u
 #define WARNED_WATCH 0x200u
 
@@ -170,6 +171,11 @@ static void report_problems(struct daemon *d, const struct pass_stats *st)
 		log_warning("RLIMIT_NOFILE leaves room for %u open files: locked files beyond that are "
 			    "held by their mappings alone and watched by path (raise LimitNOFILE=), "
 			    "reported once", d->ls.fd_budget);
+	if (st->open_denied && first_time(d, WARNED_UNREADABLE))
+		log_warning_errno(st->open_denied_err, "cannot open %s: not locking it, nor %u other "
+				  "file(s) this pass that the daemon's user may not read (the status "
+				  "file and --status list them; reported once)",
+				  slot_path(d, st->open_denied_slot), st->open_denied - 1);
 	if (st->watch_failed && first_time(d, WARNED_WATCH))
 		log_debug_errno(st->watch_err, "cannot watch %s: looking at it every pass instead",
 				slot_path(d, st->watch_failed_slot));

@@ -244,6 +244,12 @@ int file_open_verified(struct lockset *ls, struct pass_ctx *c, struct lfile *f)
 			c->stats.open_failed++;
 		if (fd == -EMFILE || fd == -ENFILE)
 			c->stats.nofile++;
+		/* Its user may not read it (a 0711 program under the unit): the daemon says so. */
+		if (reason == REASON_OPEN_FAILED && (fd == -EACCES || fd == -EPERM) &&
+		    !c->stats.open_denied++) {
+			c->stats.open_denied_slot = f - ls->files.slots;
+			c->stats.open_denied_err = fd;
+		}
 		f->open_errno = -fd;
 		f->reason = reason;
 		return fd;

@@ -174,6 +174,33 @@ static void out_pass_stats(struct out *o, const struct pass_stats *st)
 	     st->lock_failed);
 }
 
+/* Mapped, selected by the path rules, and not locked because the daemon may not open it: a 0711
+ * program under the unit's user. Said here, or a root --dry-run (which can read it) would be
+ * the only word of it, and a wrong one. */
+static bool unreadable(const struct lfile *f)
+{
+	return f->eligible && f->nprocs && f->reason == REASON_OPEN_FAILED &&
+	       (f->open_errno == EACCES || f->open_errno == EPERM);
+}
+
+static void out_unreadable(struct out *o, const struct file_table *files)
+{
+	uint32_t n = 0;
+	outf(o, "\"unreadable\": [\n");
+	for (uint32_t s = 0; s < files->nslots; s++) {
+		const struct lfile *f = &files->slots[s];
+		if (!f->in_use || !unreadable(f))
+			continue;
+		if (n++)
+			outs(o, ",\n", 2);
+		outs(o, "{\"path\": ", 9);
+		out_json_string(o, f->path);
+		outf(o, ", \"error\": \"%s\", \"processes\": %u, \"kind\": \"%s\"}",
+		     strerror(f->open_errno), f->nprocs, file_kind_to_string(f));
+	}
+	outf(o, "%s],\n\"unreadable_files\": %u\n", n ? "\n" : "", n);
+}
+
 int status_write(const char *path, const struct file_table *files, const struct status_info *si)
 {
 	struct out o = { 0 };
@@ -216,7 +243,9 @@ int status_write(const char *path, const struct file_table *files, const struct 
 		e = put_str(e, i + 1 < n ? ",\n" : "\n");
 		outs(&o, line, (size_t)(e - line));
 	}
-	outf(&o, "]\n}\n");
+	outf(&o, "],\n");
+	out_unreadable(&o, files);
+	outf(&o, "}\n");
 	int r = atomic_fclose(o.f, tmp, path, false, o.err == 0);
 	return o.err ? o.err : r;
 }

@@ -68,6 +68,34 @@ static void print_entry(FILE *out, struct json_object *e)
 		shown ? shown : "?");
 }
 
+/* Files the daemon could not open, with why: "  PATH (ERROR)". */
+static void print_unreadable(FILE *out, struct json_object *top)
+{
+	struct json_object *arr, *err;
+	uint64_t count = 0;
+	if (!get_u64(top, "unreadable_files", &count) || !count ||
+	    !json_object_object_get_ex(top, "unreadable", &arr) ||
+	    !json_object_is_type(arr, json_type_array))
+		return;
+	size_t n = json_object_array_length(arr), i;
+	fprintf(out, "\nnot locked, the daemon's user may not open them: %" PRIu64 " files\n", count);
+	for (i = 0; i < n && i < STATUS_SHOWN; i++) {
+		struct json_object *e = json_object_array_get_idx(arr, i);
+		if (!json_object_is_type(e, json_type_object))
+			continue;
+		_cleanup_free_ char *path = entry_path(e);
+		_cleanup_free_ char *shown = path ? escape_path(path) : NULL;
+		const char *why = json_object_object_get_ex(e, "error", &err) &&
+					  json_object_is_type(err, json_type_string)
+				  ? json_object_get_string(err)
+				  : "?";
+		_cleanup_free_ char *why_shown = escape_path(why);
+		fprintf(out, "  %s (%s)\n", shown ? shown : "?", why_shown ? why_shown : "?");
+	}
+	if (n > i)
+		fprintf(out, "  ... and %zu more (see --status --json)\n", n - i);
+}
+
 int status_print_text(const char *text, size_t len, FILE *out)
 {
 	uint64_t files = 0, bytes = 0, budget = 0, pass = 0, pid = 0;
@@ -122,6 +150,7 @@ int status_print_text(const char *text, size_t len, FILE *out)
 		print_entry(out, json_object_array_get_idx(locked, shown));
 	if (files > shown)
 		fprintf(out, "... and %" PRIu64 " more (see --status --json)\n", files - shown);
+	print_unreadable(out, top);
 	r = 0;
 out:
 	json_object_put(top);
