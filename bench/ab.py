@@ -4,9 +4,11 @@ processes, 1000 generated libraries), for judging a change to the daemon: each b
 REPS times, in rotated order within one population, and measured as bench/cost.py measures it
 (first pass CPU from its log line; quiet passes (SIGUSR1) and full passes (SIGHUP) from
 /proc/PID/schedstat). Medians; noisy machines want 6 or more reps. Not part of `make bench`.
---text reads mappings as text (tests/helpers/noquery) instead of with PROCMAP_QUERY.
+On the shipped config (read_only_data = yes) the daemon reads mappings as text whatever the
+kernel offers; --code-only sets read_only_data = no, where it uses PROCMAP_QUERY, and --text with
+it refuses the ioctl (tests/helpers/noquery), as kernels before 6.11 do.
 
-    sudo python3 bench/ab.py [--mode resident] [--reps 6] [--text] OLD_BINARY NEW_BINARY...
+    sudo python3 bench/ab.py [--mode resident] [--reps 6] [--code-only [--text]] OLD NEW...
 """
 import argparse
 import os
@@ -22,6 +24,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--mode", default="resident", choices=("resident", "mapped", "whole"))
     ap.add_argument("--reps", type=int, default=6)
+    ap.add_argument("--code-only", action="store_true")
     ap.add_argument("--text", action="store_true")
     ap.add_argument("binaries", nargs="+")
     a = ap.parse_args()
@@ -36,7 +39,8 @@ def main():
             for b in bins[rep % len(bins):] + bins[:rep % len(bins)]:
                 B.PRELOCKD = b
                 d = B.Prelockd(os.path.join(B.DATA, "work", f"ab-{rep}"),
-                               {"include": lib_re, "what": a.mode}, ns=ns,
+                               dict({"read_only_data": "no"} if a.code_only else {},
+                                    include=lib_re, what=a.mode), ns=ns,
                                wrap=[C.noquery_path()] if a.text else [])
                 try:
                     if d.wait_ready(120) is None:

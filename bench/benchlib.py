@@ -8,10 +8,13 @@ import os
 import platform
 import re
 import resource
+import select
 import shutil
 import signal
 import socket
 import subprocess
+import sys
+import termios
 import threading
 import time
 
@@ -870,10 +873,57 @@ class Prelockd:
         self.log_path = os.path.join(directory, "log")
         self._log = open(self.log_path, "w")
         self.t_start = time.monotonic()
+        # The daemon's output goes through a pipe, and each line into the log prefixed with the
+        # CLOCK_MONOTONIC second it was read ("[12345.678901] "): the pressure benchmark sets
+        # pass lines against the hog's start with it. _sync() makes what the daemon wrote so far
+        # visible in the file.
+        self._log_lock = threading.Lock()
         self.proc = Child(prefix + list(wrap) + [PRELOCKD, "-c", self.conf], ns=ns, env=env,
-                          stdout=self._log, stderr=subprocess.STDOUT)
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        self._log_thread = threading.Thread(target=self._copy_log, daemon=True)
+        self._log_thread.start()
         self.pid = self.proc.pid
         self.t_ready = None
+
+    def _copy_log(self):
+        """The pipe into the log file, a timestamp on each line. A read happens only under the
+        lock, so that _sync() sees the bytes either in the pipe or in the file."""
+        fd, tail = self.proc.stdout.fileno(), b""
+        os.set_blocking(fd, False)
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        while True:
+            poller.poll()
+            with self._log_lock:
+                try:
+                    data = os.read(fd, 65536)
+                except BlockingIOError:
+                    continue
+                if not data or self._log.closed:
+                    if tail and not self._log.closed:
+                        self._log.write(f"[{time.monotonic():.6f}] "
+                                        + tail.decode("utf-8", "replace") + "\n")
+                        self._log.flush()
+                    return
+                t = time.monotonic()
+                *lines, tail = (tail + data).split(b"\n")
+                self._log.writelines(f"[{t:.6f}] " + x.decode("utf-8", "replace") + "\n"
+                                     for x in lines)
+                self._log.flush()
+
+    def _sync(self, timeout=1.0):
+        """Returns once all the daemon wrote so far is in the log file."""
+        deadline = time.monotonic() + timeout
+        buf = bytearray(4)
+        while True:
+            with self._log_lock:
+                try:
+                    fcntl.ioctl(self.proc.stdout.fileno(), termios.FIONREAD, buf)
+                except (OSError, ValueError):
+                    return
+                if int.from_bytes(buf, sys.byteorder) == 0 or time.monotonic() > deadline:
+                    return
+            time.sleep(0.001)
 
     def wait_ready(self, timeout=60):
         """Seconds from exec to READY=1, or None (at once if the daemon exits)."""
@@ -933,7 +983,7 @@ class Prelockd:
         return sum(f["bytes"] for f in s.get("locked", []) if f["path"] in paths)
 
     def log_lines(self, pattern):
-        self._log.flush()
+        self._sync()
         with open(self.log_path) as f:
             return [line.rstrip("\n") for line in f if re.search(pattern, line)]
 
@@ -942,7 +992,7 @@ class Prelockd:
         daemon's log lines (scan_ms and lock_ms None from a daemon that does not split them).
         `read` is how many processes the pass read again: all of them on a full pass."""
         out = {}
-        self._log.flush()
+        self._sync()
         with open(self.log_path) as f:
             for line in f:
                 m = PASS_LINE.search(line)
@@ -958,7 +1008,9 @@ class Prelockd:
     def stop(self):
         rc = stop(self.proc)
         self.notify.close()
-        self._log.close()
+        self._log_thread.join(2)     # the daemon's last lines (EOF once it is gone)
+        with self._log_lock:
+            self._log.close()
         return rc
 
 

@@ -367,10 +367,128 @@ def hog_outcome(hog, t0_ns):
     return out
 
 
+class Sampler:
+    """While the window runs: every 20 ms the cgroup's usage and its count of refaulted file pages
+    (memory.stat workingset_refault_file: pages evicted and read back), to set the daemon's
+    pressure passes against when the cgroup reached its limit and when its file pages began to be
+    evicted and read back. Not the pressure file: reading /proc/pressure/memory folds the stall
+    totals into the averages without checking triggers (psi_show), which delays or swallows an
+    unprivileged trigger's event (bench/psidelay.py measures it); BENCH_SAMPLE_PSI=1 reads it
+    all the same, for a look at the totals."""
+
+    def __init__(self, cg, period=0.02):
+        self.cg, self.period, self.samples = cg, period, []
+        self.psi_too = os.environ.get("BENCH_SAMPLE_PSI") == "1"
+        self.stop_ev = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    @staticmethod
+    def psi():
+        try:
+            with open("/proc/pressure/memory") as f:
+                v = {}
+                for line in f:
+                    k, *kv = line.split()
+                    v[k] = int(dict(x.split("=") for x in kv)["total"])
+                return v.get("some")
+        except (OSError, ValueError, KeyError):
+            return None
+
+    def _run(self):
+        while not self.stop_ev.is_set():
+            some = self.psi() if self.psi_too else None
+            try:
+                usage = self.cg.usage()
+                refault = self.cg.stat().get("workingset_refault_file")
+            except (OSError, ValueError):
+                usage = refault = None
+            self.samples.append((time.monotonic_ns(), some, refault, usage))
+            self.stop_ev.wait(self.period)
+
+    def stop(self):
+        self.stop_ev.set()
+        self.thread.join(1)
+
+
+def pressure_timing(samples, t0_ns, limit_bytes, window_us=2000000, threshold_us=50000):
+    """From the sampler: seconds from t0 until the cgroup first came within 1 MiB of its limit,
+    and until its file pages were first refaulted (evicted, then read back). With
+    BENCH_SAMPLE_PSI=1 also when stalls (PSI some) first grew, and first grew by the daemon's
+    trigger threshold within its window."""
+    out = {"limit_reached_s": None, "refaults_began_s": None}
+    before = [x for x in samples if x[0] <= t0_ns] or samples[:1]
+    some0 = before[-1][1] if before else None
+    ref0 = before[-1][2] if before else None
+    if some0 is not None:
+        out.update(stall_began_s=None, stall_threshold_s=None)
+    for i, (t, some, refault, usage) in enumerate(samples):
+        if t < t0_ns:
+            continue
+        rel = round((t - t0_ns) / 1e9, 3)
+        if out["limit_reached_s"] is None and usage is not None and \
+                usage >= limit_bytes - B.MiB:
+            out["limit_reached_s"] = rel
+        if out["refaults_began_s"] is None and refault is not None and ref0 is not None and \
+                refault > ref0:
+            out["refaults_began_s"] = rel
+        if some is None or some0 is None:
+            continue
+        if out["stall_began_s"] is None and some > some0:
+            out["stall_began_s"] = rel
+        if out["stall_threshold_s"] is None:
+            back = [x for x in samples[:i + 1] if x[0] >= t - window_us * 1000 and x[1] is not None]
+            if back and some - back[0][1] >= threshold_us:
+                out["stall_threshold_s"] = rel
+    return out
+
+
+STAMP = re.compile(r"^\[(\d+\.\d+)\] ")
+
+
+def daemon_timing(daemon, t0_ns, t_end_ns):
+    """From the daemon's timestamped log: when (seconds from t0, the line's arrival: the end of
+    a pass) it noticed pressure and ran pressure passes, and what those passes did."""
+    out = {"pressure_notice_s": None, "pressure_passes": []}
+    try:
+        with open(daemon.log_path) as f:
+            lines = f.readlines()
+    except OSError:
+        return out
+    for line in lines:
+        m = STAMP.match(line)
+        if not m:
+            continue
+        t = float(m.group(1)) * 1e9
+        if t < t0_ns or t > t_end_ns:
+            continue
+        rel = round((t - t0_ns) / 1e9, 3)
+        if "memory pressure: stalls began" in line and out["pressure_notice_s"] is None:
+            out["pressure_notice_s"] = rel
+        pm = B.PASS_LINE.search(line)
+        if pm and "(pressure)" in line:
+            out["pressure_passes"].append({"end_s": rel, "cpu_ms": int(pm.group(8)),
+                                           "wall_ms": int(pm.group(11)),
+                                           "processes": int(pm.group(5)),
+                                           "read": int(pm.group(6))})
+    return out
+
+
+def first_fault_s(rounds, t0_ns, window_s):
+    """Start of the first round in the window with a major fault (seconds from t0)."""
+    for r in rounds:
+        if t0_ns <= r[0] < t0_ns + window_s * 1e9 and r[2] > 0:
+            return round((r[0] - t0_ns) / 1e9, 3)
+    return None
+
+
 def one_run(program, scenario, rep, workdir):
+    # A directory per run: the logs of every run are kept (BENCH_DIR/work/...).
+    workdir = os.path.join(workdir, f"{program.name}-{scenario}-{rep}")
+    os.makedirs(workdir, exist_ok=True)
     cg = B.Cgroup(f"prelockd-bench-{os.getpid()}", P["limit_mib"] * B.MiB)
     late = scenario == "prelockd-late"
-    locker = hog = s = None
+    locker = hog = s = sampler = None
     run = {"program": program.name, "scenario": scenario, "rep": rep, "cgroup": cg.mode,
            "note": ""}
     notes = []
@@ -406,6 +524,8 @@ def one_run(program, scenario, rep, workdir):
             time.sleep(0.2)
         run.update(locked_numbers(locker, program.files, cg, mlocked0))
         run["daemon_pass_before_hog"] = daemon_pass(locker)
+        sampler = Sampler(cg)
+        time.sleep(0.05)            # a sample or two before the hog: the base of the totals
         if scenario == "baseline":
             t0 = time.monotonic_ns()
         else:
@@ -417,6 +537,17 @@ def one_run(program, scenario, rep, workdir):
         while time.monotonic() < end and s.proc.poll() is None:
             time.sleep(0.05)
         flt1 = B.majflt(s.pid)
+        sampler.stop()
+        if scenario != "baseline":
+            run.update(pressure_timing(sampler.samples, t0, P["limit_mib"] * B.MiB))
+        if locker and locker.daemon:
+            dt = daemon_timing(locker.daemon, t0, t0 + P["window_s"] * 1e9)
+            pp = dt["pressure_passes"]
+            run["pressure_notice_s"] = dt["pressure_notice_s"]
+            run["first_pressure_pass_s"] = pp[0]["end_s"] if pp else None
+            run["first_pressure_pass_wall_ms"] = pp[0]["wall_ms"] if pp else None
+            run["pressure_passes_in_window"] = len(pp)
+            run["pressure_pass_ends_s"] = " ".join(f"{x['end_s']:.2f}" for x in pp)
         # Major faults in the window from /proc/PID/stat: faults outside the timed part of a
         # round (the interpreter's loop, its sleep) count too.
         run["majflt"] = flt1 - flt0 if flt0 is not None and flt1 is not None else None
@@ -430,6 +561,8 @@ def one_run(program, scenario, rep, workdir):
                                                    run["daemon_pass_before_hog"])
             notes += locker.notes()
     finally:
+        if sampler:
+            sampler.stop()
         if hog:
             B.stop(hog.proc, timeout=2)
         if s:
@@ -439,6 +572,7 @@ def one_run(program, scenario, rep, workdir):
         cg.remove()
     run["note"] = "; ".join(notes)
     run.update(summarize_rounds(s.rounds, t0, P["window_s"]))
+    run["first_majflt_s"] = first_fault_s(s.rounds, t0, P["window_s"])
     if run["majflt"] is None:   # the program died in the window: what its rounds saw
         run["majflt"] = run["majflt_rounds"]
     # The trace for the plot: from the end of the warm-up (the cold first rounds read the files).
@@ -476,7 +610,14 @@ def run_all(workdir, progs):
                       f"{' after %.2f s' % r['oom_after_s'] if 'oom_after_s' in r else ''}, "
                       f"locked {r['locked_mib']} MiB of its files; working set "
                       f"{r['ws_code_mib']} MiB code + {r['ws_rodata_mib']} MiB read-only data "
-                      f"({time.monotonic() - t:.1f} s){'; ' + r['note'] if r['note'] else ''}")
+                      f"({time.monotonic() - t:.1f} s){'; ' + r['note'] if r['note'] else ''}"
+                      + (f"\n      timing from the hog's start (s): cgroup at its limit "
+                         f"{B.fmt(r.get('limit_reached_s'), 2)}, its file pages refaulted "
+                         f"from {B.fmt(r.get('refaults_began_s'), 2)}, first major fault "
+                         f"{B.fmt(r.get('first_majflt_s'), 2)}, daemon's pressure notice "
+                         f"{B.fmt(r.get('pressure_notice_s'), 2)}, pressure passes ended at "
+                         f"[{r.get('pressure_pass_ends_s') or ''}]"
+                         if r["scenario"].startswith("prelockd") else ""))
     return runs
 
 
@@ -691,7 +832,11 @@ def write_results(runs, results):
             "hog_fate", "oom_after_s", "hog_mib_at_end", "program_fate", "locked_mib",
             "status_locked_mib", "machine_mlocked_mib", "cgroup_unevictable_mib",
             "cgroup_before_hog_mib", "cgroup_peak_mib", "cached_at_start_kib", "ws_code_mib",
-            "ws_rodata_mib", "daemon_pass_before_hog", "daemon_passes_in_run", "note"]
+            "ws_rodata_mib", "daemon_pass_before_hog", "daemon_passes_in_run", "limit_reached_s",
+            "refaults_began_s", "stall_began_s", "stall_threshold_s", "pressure_notice_s",
+            "first_pressure_pass_s",
+            "first_pressure_pass_wall_ms", "pressure_passes_in_window", "pressure_pass_ends_s",
+            "first_majflt_s", "note"]
     with open(os.path.join(results, "pressure-runs.csv"), "w") as f:
         f.write(",".join(cols) + "\n")
         for r in runs:

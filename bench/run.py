@@ -6,12 +6,14 @@ markdown tables with medians and ratios, writes raw results to bench/results/ an
 to docs/bench-latency*.png, and ends with a table of the targets, MET or NOT MET. prelockd runs as
 its shipped unit runs it (BENCH_RUN_AS=root: as root instead). Needs root; installs nothing.
 
-    bench/run.py [--only pressure|cost] [--programs synthetic,python] [--reps N] [--quick]
-                 [--results DIR]
+    bench/run.py [--only pressure|cost] [--programs synthetic,python] [--scenarios a,b]
+                 [--reps N] [--quick] [--results DIR]
 
 --quick: one repetition of each, for trying the bench out (not for publishing numbers); its
 results and plots go to BENCH_DIR/results-quick, not bench/results/ and docs/, unless --results
-says otherwise.
+says otherwise. --scenarios: only these lockers of the pressure benchmark (baseline, which the
+targets compare with, is always run); for trials, not for publishing (--results is then needed
+unless --quick).
 """
 import argparse
 import glob
@@ -94,6 +96,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--only", choices=("pressure", "cost"))
     ap.add_argument("--programs", help="comma-separated: synthetic,python (default both)")
+    ap.add_argument("--scenarios", help="comma-separated lockers of the pressure benchmark "
+                    "(baseline is always run): trials only")
     ap.add_argument("--reps", type=int)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--results", help="directory for the results and plots")
@@ -104,6 +108,14 @@ def main():
         bad = [p for p in pressure.P["programs"] if p not in pressure.PROGRAMS]
         if bad:
             ap.error(f"unknown program(s): {', '.join(bad)}")
+    if a.scenarios:
+        want = {x for x in a.scenarios.split(",") if x} | {"baseline"}
+        bad = want - set(pressure.SCENARIOS)
+        if bad:
+            ap.error(f"unknown scenario(s): {', '.join(sorted(bad))}")
+        if not (a.quick or a.results):
+            ap.error("--scenarios is for trials: give --quick or --results")
+        pressure.SCENARIOS[:] = [x for x in pressure.SCENARIOS if x in want]
 
     missing = B.missing_prerequisites()
     if a.only in (None, "cost"):
@@ -220,7 +232,11 @@ def main():
             f"own with prelockd: {res['machine_processes']} processes, "
             f"{res['machine_mappings']} mappings, {res['machine_exec_mappings']} of them "
             f"executable file mappings. prelockd on the shipped config but for `include` (the "
-            f"libraries) and `what`, both ways of reading mappings. CPU from the daemon's pass log "
+            f"libraries) and `what`: with read_only_data = yes (the default) it reads every "
+            f"/proc/PID/maps as text, on every kernel. So that both readers stay measured, "
+            f"read_only_data = no (code only) too, with PROCMAP_QUERY and with the ioctl refused "
+            f"(tests/helpers/noquery: text, as before Linux 6.11); the targets below are the "
+            f"shipped config's (what = resident). CPU from the daemon's pass log "
             f"line (first pass) and /proc/PID/schedstat (quiet passes after SIGUSR1, full passes "
             f"after SIGHUP, CPU to READY). Text floor: reading every /proc/PID/maps once "
             f"({s['readmaps_lines']:.0f} lines, {s['readmaps_bytes'] / B.MiB:.1f} MiB), "
