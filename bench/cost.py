@@ -7,9 +7,10 @@ just reading every maps file once (bench/readmaps.c).
 
 Configs and ways of reading mappings (P["runs"]):
 - default: the shipped config (read_only_data = yes), in each `what` mode. With read-only data
-  counted the daemon reads /proc/PID/maps as text on every kernel (PROCMAP_QUERY cannot tell it
-  a mapping's protection and offset for every mapping as cheaply), so this is the text way, run
-  as shipped, without any wrapper. Issue 11's cost targets apply to this config (what = resident).
+  counted the daemon reads /proc/PID/maps as text on every kernel (PROCMAP_QUERY has no filter
+  for "not writable": it would answer four of a library's five mappings, one call each, which
+  cost more than the text; commit 86409b2), so this is the text way, run as shipped, without any
+  wrapper. Issue 11's cost targets apply to this config (what = resident).
 - code-only: read_only_data = no, in which the daemon uses the PROCMAP_QUERY ioctl (Linux 6.11+)
   where the kernel has it; measured both with it ("query") and under tests/helpers/noquery,
   which makes the ioctl fail as on kernels before 6.11 such as Debian 12's 6.1 ("text"). Shown in
