@@ -43,6 +43,9 @@ struct lfile {
 	int wd;            /* inotify watch while anything is locked, else 0 (watch.c) */
 	uint64_t size;     /* st_size when last checked; 0 before first open */
 	uint64_t blocks_bytes;
+	/* st_mtim and st_ctim in ns when lock_refresh() last looked; 0: not yet. A file truncated
+	 * and written back to its size shows the same size and blocks, only these move. */
+	int64_t mtime_ns, ctime_ns;
 	bool opened_once, eligible, always, deleted_only;
 	bool as_code, as_data; /* mapped as code (executable), as read-only data */
 	int open_errno, lock_errno;

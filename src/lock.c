@@ -2,6 +2,7 @@
 #include "lock.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -56,13 +57,19 @@ static int extend_piece(struct lockset *ls, struct lfile *f, uint64_t off, uint6
 		if (a == MAP_FAILED)
 			return -ENOENT; /* map it on its own instead */
 		p->addr = a;
+		/* Said again, to learn whether every page could be locked. If not, shrink back
+		 * (in place, which cannot fail): a locked range is counted only when all of it is
+		 * resident, which the debug build checks. */
+		if (mlock((char *)a + p->len, len) < 0) {
+			int r = -errno;
+			(void)mremap(a, p->len + len, p->len, 0);
+			return r;
+		}
 		p->len += len;
 		f->locked_bytes += len;
 		ls->locked_bytes += len;
 		pieces_changed(ls, f);
-		/* Said again, to learn whether every page could be locked; counted either way, as
-		 * the kernel counts the VMA. */
-		return mlock((char *)a + p->len - len, len) < 0 ? -errno : 0;
+		return 0;
 	}
 	return -ENOENT;
 }
@@ -193,13 +200,69 @@ uint64_t lock_trim(struct lockset *ls, struct lfile *f, const struct runs *r, bo
 	return kept;
 }
 
-/* Truncation unmaps pages from every mapping, ours too; the VMA stays locked but empty, and a
- * file grown back would stay unlocked. mlock() again faults the pages in and locks them; on pages
- * still present it only walks the page tables. */
-static void repopulate(struct lfile *f)
+/* Truncation and hole punching unmap the file's pages from every mapping, ours too: the VMA
+ * stays locked, but empty where the pages were, and a file written back to the same size looks
+ * unchanged to fstat() but for its times. So after a change, the pages missing from our own
+ * mappings (/proc/self/pagemap, bit 63) are unmapped here, and the count drops to what is
+ * really held. The plan then finds the file short and locks the gaps again through
+ * lock_range(), like any new range: the budget and the memory cgroup's chunks apply (an mlock()
+ * of a whole piece at the cgroup's limit would retry without end). */
+#define PM_PRESENT (UINT64_C(1) << 63)
+#define PM_BATCH 512 /* entries read at a time: 4 KiB on the stack */
+
+static int keep_run(struct runs *r, uint64_t off, uint64_t len)
 {
+	if (r->n && r->v[r->n - 1].off + r->v[r->n - 1].len == off) {
+		r->v[r->n - 1].len += len;
+		return 0;
+	}
+	if (GROW_ARRAY(r->v, r->n, r->cap, 8) < 0)
+		return -ENOMEM;
+	r->v[r->n++] = (struct run){ off, len };
+	return 0;
+}
+
+/* Appends to keep the runs of piece p that are present in our page tables. */
+static int present_runs(int pm_fd, size_t page, const struct piece *p, struct runs *keep)
+{
+	uint64_t buf[PM_BATCH];
+	uint64_t vpage = (uintptr_t)p->addr / page, npages = p->len / page;
+
+	for (uint64_t i = 0; i < npages;) {
+		uint64_t n = MIN(npages - i, (uint64_t)PM_BATCH);
+		ssize_t got = pread(pm_fd, buf, n * sizeof(*buf), (off_t)((vpage + i) * sizeof(*buf)));
+		if (got != (ssize_t)(n * sizeof(*buf)))
+			return got < 0 ? -errno : -EIO;
+		for (uint64_t k = 0; k < n; k++) {
+			if (!(buf[k] & PM_PRESENT))
+				continue;
+			int r = keep_run(keep, p->off + (i + k) * page, page);
+			if (r < 0)
+				return r;
+		}
+		i += n;
+	}
+	return 0;
+}
+
+static void drop_lost_pages(struct lockset *ls, struct lfile *f)
+{
+	struct runs keep = { 0 };
+	_cleanup_close_ int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return; /* cannot tell: kept as counted; the next change tries again */
 	for (uint32_t i = 0; i < f->npieces; i++)
-		(void)mlock(f->pieces[i].addr, f->pieces[i].len);
+		if (present_runs(fd, ls->page, &f->pieces[i], &keep) < 0)
+			goto out;
+	uint64_t kept = lock_trim(ls, f, &keep, false);
+	if (kept < f->locked_bytes) {
+		log_debug("%s: %llu of %llu locked bytes left our mappings; to be locked again",
+			  f->path, (unsigned long long)(f->locked_bytes - kept),
+			  (unsigned long long)f->locked_bytes);
+		lock_trim(ls, f, &keep, true);
+	}
+out:
+	free(keep.v);
 }
 
 /* Pages past a new end are gone (and touching them would SIGBUS, which we never do): unmap them
@@ -222,9 +285,15 @@ static void cut_to_size(struct lockset *ls, struct lfile *f, uint64_t size)
 	}
 }
 
+static int64_t ts_ns(struct timespec t)
+{
+	return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
 void lock_refresh(struct lockset *ls, struct pass_ctx *c, struct lfile *f, bool *gone)
 {
 	struct stat st;
+	bool event = f->changed; /* inotify: written, truncated, a hole punched, attributes */
 	*gone = false;
 	f->checked_pass = c->pass;
 	if (f->fd >= 0 ? fstat(f->fd, &st) < 0 : file_stat_by_path(c->proc_fd, f, &st) < 0)
@@ -234,26 +303,31 @@ void lock_refresh(struct lockset *ls, struct pass_ctx *c, struct lfile *f, bool 
 	/* Grown with holes (truncate -s, a hole punched): never lock it because it is mapped. A
 	 * punched hole drops pages from our mappings without changing the size: fewer blocks. */
 	uint64_t size = (uint64_t)st.st_size, blocks_bytes = (uint64_t)st.st_blocks * 512;
+	int64_t mtime = ts_ns(st.st_mtim), ctime = ts_ns(st.st_ctim);
 	bool fewer_blocks = blocks_bytes < f->blocks_bytes;
+	/* Any sign of a change, or times never seen (what happened before is unknown): look for
+	 * pages that left our mappings. */
+	bool touched = event || size != f->size || blocks_bytes != f->blocks_bytes ||
+		       mtime != f->mtime_ns || ctime != f->ctime_ns;
 	if (st.st_nlink == 0 || fewer_blocks || size != f->size)
 		f->settled = false;
 	f->blocks_bytes = blocks_bytes;
+	f->mtime_ns = mtime;
+	f->ctime_ns = ctime;
 	if (file_is_sparse(size, blocks_bytes, ls->page)) {
 		f->size = size;
 		f->reason = REASON_SPARSE;
 		return;
 	}
-	if (size == f->size) {
-		if (fewer_blocks)
-			repopulate(f);
-		return;
+	if (size != f->size) {
+		log_debug("%s: size changed from %llu to %llu bytes", f->path,
+			  (unsigned long long)f->size, (unsigned long long)size);
+		f->size = size;
+		cut_to_size(ls, f, size);
+		file_want_fit(ls, f, ls->page);
 	}
-	log_debug("%s: size changed from %llu to %llu bytes", f->path, (unsigned long long)f->size,
-		  (unsigned long long)size);
-	f->size = size;
-	cut_to_size(ls, f, size);
-	file_want_fit(ls, f, ls->page);
-	repopulate(f);
+	if (touched && f->npieces)
+		drop_lost_pages(ls, f);
 }
 
 void lock_release_all(struct lockset *ls)
