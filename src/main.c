@@ -165,7 +165,7 @@ static int config_load_paths(const char *path, struct config *cfg)
  * the first pass: a daemon still in its first pass is not seen. */
 static pid_t running_daemon(const char *status_file)
 {
-	char buf[256], path[64];
+	char buf[4096], path[64]; /* a command line under valgrind is long: its options come first */
 	int pid = 0;
 
 	if (!status_file || !*status_file)
