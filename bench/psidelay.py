@@ -30,7 +30,8 @@ never from a pressure file.
 Measured on the project's VM (kernel 6.18, root without CAP_SYS_RESOURCE), --group, 5 trials
 each, medians in seconds from the hog's start: cgroup at its limit 0.72, the stand-in's first
 major fault 1.95, trigger 2.85 with no other reader and 2.84 with one every 1 s, the OOM kill
-3.3. With a reader every 20 ms: trigger 4.86 (after the OOM kill), and missed in 1 of 4.
+3.3. With a reader every 20 ms: trigger 4.86 (after the OOM kill), and missed in 1 of 4. With
+--threshold-us 1000 (1 ms per 2 s): trigger 0.91 (0.85-0.96, 5 of 5 before the first fault).
 """
 import argparse
 import json
@@ -81,8 +82,9 @@ class Watcher:
     """psiwatch watch ... once: prints how the trigger was made, "ready", then the first
     "pressure NS trigger started"."""
 
-    def __init__(self, prefix, duration_ms, path=None):
+    def __init__(self, prefix, duration_ms, path=None, threshold_us=None):
         self.proc = B.Child(prefix + [psiwatch_path()] + (["-f", path] if path else [])
+                            + (["-t", str(threshold_us)] if threshold_us else [])
                             + ["watch", str(duration_ms), "once"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self.mode = None
@@ -111,14 +113,15 @@ def reader(path, period_s, stop):
         stop.wait(period_s)
 
 
-def trial(prog, reader_ms, kinds=("privileged", "unprivileged"), group=False, window_s=8.0):
+def trial(prog, reader_ms, kinds=("privileged", "unprivileged"), group=False, threshold_us=None,
+          window_s=8.0):
     cg = B.Cgroup(f"prelockd-psidelay-{os.getpid()}", pressure.P["limit_mib"] * B.MiB)
     pg = PsiGroup() if group else None
     path = pg.pressure if pg else "/proc/pressure/memory"
     s = hog = None
     watchers = []
     stop = threading.Event()
-    out = {"reader_ms": reader_ms, "watchers": "+".join(kinds),
+    out = {"reader_ms": reader_ms, "watchers": "+".join(kinds), "threshold_us": threshold_us,
            "pressure_file": "own cgroup2 group" if pg else "system-wide"}
     try:
         for f in prog.files:
@@ -131,7 +134,7 @@ def trial(prog, reader_ms, kinds=("privileged", "unprivileged"), group=False, wi
         time.sleep(0.5)
         unit = B.Unit.load().prefix()[0] if B.RUN_AS == "unit" else []
         watchers = {k: Watcher([] if k == "privileged" else unit, int(window_s * 1000) + 5000,
-                               path if pg else None)
+                               path if pg else None, threshold_us)
                     for k in kinds}
         for w in watchers.values():
             w.ready.wait(10)
@@ -190,6 +193,8 @@ def main():
     ap.add_argument("--group", action="store_true",
                     help="watch (and read) a cgroup2 group of the stand-in and the hog alone, not "
                     "the system-wide file that every process on a shared machine feeds")
+    ap.add_argument("--threshold-us", type=int,
+                    help="the trigger's threshold (default: the daemon's, 50000 per 2 s)")
     ap.add_argument("--json", help="write the trials here")
     a = ap.parse_args()
     if not os.access(psiwatch_path(), os.X_OK):
@@ -208,7 +213,7 @@ def main():
     for rep in range(a.reps):
         for ms in periods:      # interleaved
             for kinds in sets:
-                t = trial(prog, ms, kinds, a.group)
+                t = trial(prog, ms, kinds, a.group, a.threshold_us)
                 trials.append(t)
                 B.log(json.dumps({k: v for k, v in t.items() if k != "modes"}))
     B.log("\n| watchers | reader every | trials | limit reached s | first major fault s | "
