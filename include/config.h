@@ -52,6 +52,7 @@ struct config {
 	unsigned keep_scans;
 	struct strv always;          /* absolute paths */
 	struct owner_list owners;    /* besides root, whose files may be locked */
+	struct strv allow_blocking_filesystems; /* FUSE, network types that may be locked */
 	/* [processes] */
 	bool only_critical;
 	struct strv critical_names;

@@ -23,6 +23,7 @@ enum file_reason {
 	REASON_LOCK_FAILED,   /* mmap or mlock failed: errno in lock_errno */
 	REASON_NOT_OWNED,     /* owned by neither root nor an owner in `owners` */
 	REASON_WRITABLE,      /* group or others may write it */
+	REASON_MAY_BLOCK,     /* on FUSE or a network filesystem (allow_blocking_filesystems) */
 };
 const char *file_reason_to_string(enum file_reason r);
 

@@ -13,8 +13,9 @@
 #include "memcg.h"
 #include "watch.h"
 
-/* Called during a long pass: the daemon keeps watchdog pings flowing and reports progress. */
-typedef void (*progress_fn)(void *userdata, const char *doing, uint32_t done, uint32_t total);
+/* Called during a long pass: the daemon keeps watchdog pings flowing and reports progress.
+ * Returns true when the pass must stop now (SIGTERM): the stages then stop where they are. */
+typedef bool (*progress_fn)(void *userdata, const char *doing, uint32_t done, uint32_t total);
 
 /* What one pass saw. Counters, and for each kind of problem its first occurrence. */
 struct pass_stats {
@@ -30,6 +31,9 @@ struct pass_stats {
 	uint32_t open_denied;
 	int64_t open_denied_slot;
 	int open_denied_err;
+	/* Files not touched: on a filesystem that may block (FUSE, network). */
+	uint32_t may_block;
+	int64_t may_block_slot;
 };
 
 /* The settings of one pass. */
@@ -43,13 +47,16 @@ struct pass_ctx {
 	struct pass_stats stats;
 	progress_fn progress;
 	void *progress_ud;
+	bool stop; /* the daemon is stopping: what is left of the pass is skipped */
 };
 
-static inline void pass_progress(struct pass_ctx *c, const char *doing, uint32_t done,
+/* Returns true when the stage must stop now. */
+static inline bool pass_progress(struct pass_ctx *c, const char *doing, uint32_t done,
 				 uint32_t total)
 {
-	if (c->progress)
-		c->progress(c->progress_ud, doing, done, total);
+	if (c->progress && !c->stop)
+		c->stop = c->progress(c->progress_ud, doing, done, total);
+	return c->stop;
 }
 
 /* The files prelockd knows, and what it holds of them. */

@@ -83,6 +83,7 @@ static int parse_abs_path_item(struct parse_ctx *, const struct config_item *, c
 static int parse_bool_item(struct parse_ctx *, const struct config_item *, const char *, void *);
 static int parse_comm_item(struct parse_ctx *, const struct config_item *, const char *, void *);
 static int parse_owner_item(struct parse_ctx *, const struct config_item *, const char *, void *);
+static int parse_fstype_item(struct parse_ctx *, const struct config_item *, const char *, void *);
 static void print_duration(FILE *f, const struct config_item *it, const void *field);
 static void print_string(FILE *f, const struct config_item *it, const void *field);
 static void print_log_level(FILE *f, const struct config_item *it, const void *field);
@@ -115,6 +116,8 @@ static const struct config_type type_comms = TYPE("process name", parse_comm_ite
 						  .release = release_strv, .list = true);
 static const struct config_type type_owners = TYPE("user", parse_owner_item, print_owners,
 						   .release = release_owners, .list = true);
+static const struct config_type type_fstypes = TYPE("filesystem type", parse_fstype_item,
+						    print_strv, .release = release_strv, .list = true);
 
 #define SIZE_EXPECTED "a number with optional K, M, G or T suffix"
 #define FIELD(name) offsetof(struct config, name)
@@ -147,6 +150,8 @@ static const struct config_item items[] = {
 	ITEM("lock", "owners", &type_owners, owners,
 	     .expected = "a user name or a numeric user ID",
 	     .range = "user IDs are below 4294967295"),
+	ITEM("lock", "allow_blocking_filesystems", &type_fstypes, allow_blocking_filesystems,
+	     .expected = "a filesystem type as in /proc/self/mountinfo, such as nfs4 or fuse.sshfs"),
 	ITEM("processes", "only_critical", &type_bool, only_critical,
 	     .expected = "yes/no, true/false, on/off or 1/0"),
 	ITEM("processes", "critical_names", &type_comms, critical_names,
@@ -592,6 +597,16 @@ static int parse_comm_item(struct parse_ctx *ctx, const struct config_item *it, 
 		       it->key, value, strlen(value), COMM_MAX);
 		return -EINVAL;
 	}
+	return strv_add(field, value) < 0 ? report_oom(ctx) : 0;
+}
+
+static int parse_fstype_item(struct parse_ctx *ctx, const struct config_item *it,
+			     const char *value, void *field)
+{
+	size_t n = strlen(value);
+	if (n == 0 || n > 64 ||
+	    strspn(value, "abcdefghijklmnopqrstuvwxyz0123456789._-+ABCDEFGHIJKLMNOPQRSTUVWXYZ") != n)
+		return bad_value(ctx, it, value, -EINVAL);
 	return strv_add(field, value) < 0 ? report_oom(ctx) : 0;
 }
 

@@ -18,6 +18,7 @@
 #include "lock.h"
 #include "lockpass.h"
 #include "log.h"
+#include "mounts.h"
 #include "select.h"
 #include "state.h"
 #include "status.h"
@@ -33,6 +34,7 @@
 #define WARNED_NOFILE 0x20u
 #define WARNED_BAD_PROC 0x40u
 #define WARNED_UNREADABLE 0x10000u
+#define WARNED_MAY_BLOCK 0x20000u
 #define WARNED_PAGEMAP 0x100u
 #define WARNED_WATCH 0x200u
 
@@ -117,11 +119,17 @@ static void notify_status(struct daemon *d, bool ready)
 
 /* Given to the stages: keeps watchdog pings flowing during a long pass (sd-event pings only
  * between loop iterations) and, before READY, reports progress ("locking 320/738 files"). */
-static void on_progress(void *userdata, const char *doing, uint32_t done, uint32_t total)
+static bool on_progress(void *userdata, const char *doing, uint32_t done, uint32_t total)
 {
 	struct daemon *d = userdata;
+	sigset_t pending;
+	/* SIGTERM and SIGINT wait, blocked, for sd-event: a pass that sees them pending stops, so
+	 * that the loop gets to them at once, however long the pass would have been. */
+	if (sigpending(&pending) == 0 &&
+	    (sigismember(&pending, SIGTERM) == 1 || sigismember(&pending, SIGINT) == 1))
+		return true;
 	if (!d->watchdog_usec && d->ready_sent)
-		return;
+		return false;
 	uint64_t now = now_usec(CLOCK_MONOTONIC);
 	if (d->watchdog_usec && now - d->last_ping_usec >= d->watchdog_usec / 4) {
 		sd_notify(0, "WATCHDOG=1");
@@ -131,6 +139,7 @@ static void on_progress(void *userdata, const char *doing, uint32_t done, uint32
 		sd_notifyf(0, "STATUS=%s %u/%u", doing, done, total);
 		d->last_progress_usec = now;
 	}
+	return false;
 }
 
 static bool first_time(struct daemon *d, uint32_t bit)
@@ -176,6 +185,11 @@ static void report_problems(struct daemon *d, const struct pass_stats *st)
 				  "file(s) this pass that the daemon's user may not read (the status "
 				  "file and --status list them; reported once)",
 				  slot_path(d, st->open_denied_slot), st->open_denied - 1);
+	if (st->may_block && first_time(d, WARNED_MAY_BLOCK))
+		log_warning("%s: on a filesystem that may block (FUSE, a network filesystem), not "
+			    "touched, nor %u other file(s) this pass (allow_blocking_filesystems= "
+			    "lets such filesystems in; reported once)",
+			    slot_path(d, st->may_block_slot), st->may_block - 1);
 	if (st->watch_failed && first_time(d, WARNED_WATCH))
 		log_debug_errno(st->watch_err, "cannot watch %s: looking at it every pass instead",
 				slot_path(d, st->watch_failed_slot));
@@ -269,6 +283,7 @@ static void daemon_pass(struct daemon *d, const char *kind)
 			      .progress = d->dry_run ? NULL : on_progress, .progress_ud = d,
 			      .stats = { .lock_failed_slot = -1, .watch_failed_slot = -1 } };
 	d->force_full = false;
+	mounts_begin(&d->cfg, d->proc_fd);
 	d->ls.budget_bytes = daemon_budget(d);
 	update_fd_budget(d);
 	memcg_refresh(&d->ls.memcg);
@@ -283,6 +298,8 @@ static void daemon_pass(struct daemon *d, const char *kind)
 	r = lock_pass(&d->ls, &c, &d->runs);
 	if (r < 0)
 		log_warning_errno(r, "locking pass incomplete");
+	if (c.stop)
+		log_info("pass %u stopped early: the daemon is stopping", d->pass);
 #ifdef PRELOCKD_DEBUG
 	if (!d->dry_run && debug_verify_accounting(&d->ls) < 0)
 		abort();
@@ -409,6 +426,7 @@ static void restore_state(struct daemon *d)
 	struct pass_ctx c = { .cfg = &d->cfg, .proc_fd = d->proc_fd, .pass = d->pass };
 	int bad_line;
 	char buf[32];
+	mounts_begin(&d->cfg, d->proc_fd);
 	int r = state_restore(&d->ls, &c, d->cfg.state_file, &bad_line);
 	if (r == -EBADMSG)
 		log_warning("%s:%d: not a valid prelockd state file, ignoring it", d->cfg.state_file,
@@ -621,6 +639,7 @@ void daemon_free(struct daemon *d)
 	psi_close(&d->psi);
 	d->event = sd_event_unref(d->event);
 	scan_free(&d->scan);
+	mounts_free();
 	memcg_free(&d->ls.memcg);
 	watch_free(&d->ls.watch);
 	file_table_free(&d->ls.files);

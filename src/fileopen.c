@@ -11,6 +11,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "mounts.h"
 #include "util.h"
 
 #ifndef SYS_openat2
@@ -43,7 +44,8 @@ static int walk_nofollow(int root, const char *path)
 		size_t n = strcspn(p, "/");
 		if (!n) /* a path that ends in '/' names a directory */
 			return close(dfd), -EISDIR;
-		if (n > NAME_MAX || (n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.'))
+		if (n > NAME_MAX || (n == 1 && p[0] == '.') ||
+		    (n == 2 && p[0] == '.' && p[1] == '.'))
 			return close(dfd), -ELOOP;
 		memcpy(comp, p, n);
 		comp[n] = '\0';
@@ -125,8 +127,9 @@ static int reopen_for_reading(int path_fd)
 	return fd < 0 ? -errno : fd;
 }
 
-/* Checks what an O_PATH descriptor leads to: a regular file, the very inode the process maps. */
-static int check_identity(int path_fd, const struct lfile *f, struct stat *st,
+/* Checks what an O_PATH descriptor leads to: a regular file, the very inode the process maps.
+ * view: whose mount table holds the mount it was reached through (0: our own). */
+static int check_identity(int path_fd, const struct lfile *f, pid_t view, struct stat *st,
 			  enum file_reason *reason)
 {
 	*reason = REASON_OPEN_FAILED;
@@ -136,7 +139,11 @@ static int check_identity(int path_fd, const struct lfile *f, struct stat *st,
 		*reason = REASON_NOT_REGULAR;
 		return -EBADFD;
 	}
-	if ((uint64_t)st->st_dev != f->dev || (uint64_t)st->st_ino != f->ino) {
+	/* On overlayfs with layers on more than one filesystem, fstat() shows a per-layer device
+	 * where maps shows the overlay's own (6.6 and later) or the layer's (before): the same
+	 * inode number, and the mount table says which device it is. */
+	if ((uint64_t)st->st_ino != f->ino ||
+	    ((uint64_t)st->st_dev != f->dev && !mounts_overlay_matches(path_fd, view, f->dev))) {
 		*reason = REASON_REPLACED;
 		return -ESTALE;
 	}
@@ -168,11 +175,18 @@ bool file_owner_ok(const struct config *cfg, struct lfile *f)
 static int open_checked(int proc_fd, const struct config *cfg, struct lfile *f, bool own,
 			struct stat *st, enum file_reason *reason)
 {
+	pid_t view = own ? 0 : f->ns_pid;
+	/* Decided from the mount table before the path is touched: a lookup through a FUSE or
+	 * network mount can wait forever. */
+	if (mounts_path_may_block(view, f->path)) {
+		*reason = REASON_MAY_BLOCK;
+		return -EDEADLK;
+	}
 	*reason = REASON_OPEN_FAILED;
 	_cleanup_close_ int pfd = open_f_path(proc_fd, f, own);
 	if (pfd < 0)
 		return pfd;
-	int r = check_identity(pfd, f, st, reason);
+	int r = check_identity(pfd, f, view, st, reason);
 	if (r < 0)
 		return r;
 	f->uid = st->st_uid;
@@ -212,7 +226,8 @@ static int adopt(struct lockset *ls, struct pass_ctx *c, struct lfile *f, int fd
 	ls->fds_held++;
 	if (f->reason == REASON_OPEN_FAILED || f->reason == REASON_SPARSE ||
 	    f->reason == REASON_REPLACED || f->reason == REASON_NOT_REGULAR ||
-	    f->reason == REASON_NOT_OWNED || f->reason == REASON_WRITABLE)
+	    f->reason == REASON_NOT_OWNED || f->reason == REASON_WRITABLE ||
+	    f->reason == REASON_MAY_BLOCK)
 		f->reason = REASON_NONE;
 	/* Whichever open first succeeds sizes the page bitmap (`mapped`, `resident`). */
 	file_want_fit(ls, f, ls->page);
@@ -230,6 +245,14 @@ int file_open_verified(struct lockset *ls, struct pass_ctx *c, struct lfile *f)
 
 	if (f->fd >= 0)
 		return 0;
+	/* The filesystem the process maps it from, before any path is looked up: the inode
+	 * lives there whatever path leads to it. */
+	if (mounts_dev_may_block(f->dev, f->ns_pid)) {
+		f->reason = REASON_MAY_BLOCK;
+		if (!c->stats.may_block++)
+			c->stats.may_block_slot = f - ls->files.slots;
+		return -EDEADLK;
+	}
 	/* Our own view first, even for a process in another mount namespace: a sandboxed daemon
 	 * (PrivateTmp= and friends) is in a namespace of its own, yet sees the same /usr. The
 	 * inode check makes a wrong file harmless; then try the process's own view. */
@@ -237,10 +260,13 @@ int file_open_verified(struct lockset *ls, struct pass_ctx *c, struct lfile *f)
 	f->own_path = fd >= 0;
 	if (fd < 0 && f->ns_pid && reason != REASON_NOT_REGULAR && reason != REASON_NOT_OWNED &&
 	    reason != REASON_WRITABLE)
+		/* (A path that may block in our view may not in the process's: it is looked at
+		 * there by its own mount table.) */
 		fd = open_checked(c->proc_fd, c->cfg, f, false, &st, &reason);
 	if (fd < 0) {
-		/* Refused by owner or mode is a rule, not a failure. */
-		if (reason != REASON_NOT_OWNED && reason != REASON_WRITABLE)
+		/* Refused by owner, mode or filesystem is a rule, not a failure. */
+		if (reason != REASON_NOT_OWNED && reason != REASON_WRITABLE &&
+		    reason != REASON_MAY_BLOCK)
 			c->stats.open_failed++;
 		if (fd == -EMFILE || fd == -ENFILE)
 			c->stats.nofile++;
@@ -259,6 +285,8 @@ int file_open_verified(struct lockset *ls, struct pass_ctx *c, struct lfile *f)
 
 int file_open_by_path(const char *path, struct stat *st)
 {
+	if (mounts_path_may_block(0, path))
+		return -EDEADLK;
 	_cleanup_close_ int pfd = open_path_only(AT_FDCWD, path);
 	if (pfd < 0)
 		return pfd;
@@ -304,10 +332,14 @@ void file_hold_or_close(struct lockset *ls, struct pass_ctx *c, struct lfile *f)
 int file_stat_by_path(int proc_fd, const struct lfile *f, struct stat *st)
 {
 	enum file_reason reason;
-	_cleanup_close_ int pfd = open_f_path(proc_fd, f, f->own_path || !f->ns_pid);
+	bool own = f->own_path || !f->ns_pid;
+	pid_t view = own ? 0 : f->ns_pid;
+	if (mounts_path_may_block(view, f->path))
+		return -ENOENT; /* not reachable without the risk of waiting forever */
+	_cleanup_close_ int pfd = open_f_path(proc_fd, f, own);
 	if (pfd < 0)
 		return -ENOENT;
-	return check_identity(pfd, f, st, &reason) < 0 ? -ESTALE : 0;
+	return check_identity(pfd, f, view, st, &reason) < 0 ? -ESTALE : 0;
 }
 
 bool file_replaced(int proc_fd, const struct lfile *f)

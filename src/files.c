@@ -22,6 +22,7 @@ const char *file_reason_to_string(enum file_reason r)
 		[REASON_LOCK_FAILED] = "lock failed",
 		[REASON_NOT_OWNED] = "not owned by root",
 		[REASON_WRITABLE] = "writable by others",
+		[REASON_MAY_BLOCK] = "filesystem may block",
 	};
 	return (unsigned)r < sizeof(names) / sizeof(names[0]) ? names[r] : "?";
 }

@@ -203,7 +203,8 @@ int lock_pass(struct lockset *ls, struct pass_ctx *c, struct runs *runs)
 		apply_drops(ls, c, &cand[i], runs);
 	for (uint32_t i = 0; i < n && !c->dry_run; i++) {
 		struct lfile *f = file_at(t, cand[i].slot);
-		pass_progress(c, "locking files", i, n);
+		if (pass_progress(c, "locking files", i, n))
+			break; /* stopping: what is locked stays, the state is saved */
 		if (cand[i].decision == DECIDE_FULL && f->reason != REASON_UNMAPPED &&
 		    cand[i].want_bytes > f->locked_bytes)
 			apply_full(ls, c, f, runs);

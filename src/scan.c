@@ -461,7 +461,10 @@ int scan_processes(struct scan *s, struct lockset *ls, struct pass_ctx *c)
 		else
 			*p = (struct proc){ .pid = pids[i], .starttime = UINT64_MAX };
 		c->stats.procs++;
-		pass_progress(c, "scanning processes", i, npids);
+		if (pass_progress(c, "scanning processes", i, npids)) {
+			proc_free(p); /* stopping: the rest is dropped below */
+			break;
+		}
 		struct scan_one o = { .s = s, .ls = ls, .c = c, .p = p };
 		r = scan_pid(&o);
 		if (r == -ENOMEM) {

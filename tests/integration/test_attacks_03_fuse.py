@@ -27,6 +27,7 @@ signal waits in the event loop, the loop waits for the pass); the daemon got out
 test killed the server (the connection aborted). (With entry and attribute timeouts of 0,
 overlayfs answered ESTALE instead of asking the server: fusehang.py keeps them valid an hour.)
 Not yet executable: the fix belongs to the scan and file opening core, being restructured."""
+import json
 import os
 import shutil
 import signal
@@ -34,8 +35,9 @@ import subprocess
 import sys
 import time
 
-from hostile import Helper
-from lib import MAPPER, MiB, Daemon, Mapper, cleanup, done, locked_mappings, ok, workdir
+from hostile import Helper, helper
+from lib import (MAPPER, MiB, Daemon, Mapper, cleanup, done, locked_mappings, make_file, ok, run,
+                 workdir)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 # The system's python: uid 65534 may not reach a python (or this tree) under /root.
@@ -76,6 +78,12 @@ def attack(label, conf, target, hang):
         t0 = time.monotonic()
         ok(dm.rescan(20), f"{label}: a rescan is answered ({time.monotonic() - t0:.1f} s)")
         ok(locked_named(dm.pid, target) == 0, f"{label}: nothing of the FUSE file is locked")
+        r = run(["-c", dm.conf, "--dry-run", "--json"], timeout=20)
+        files = {x["path"]: x for x in json.loads(r.stdout)["files"]} if r.returncode == 0 else {}
+        why = [x["reason"] for p, x in files.items() if p.endswith(target)]
+        ok(why == ["filesystem may block"], f"{label}: --dry-run: {why}", r.stdout[-800:])
+        said = [x for x in dm.log().splitlines() if "may block" in x]
+        ok(len(said) == 1 and target in said[0], f"{label}: the log says so, once", said)
     if os.path.exists(dm.state_file):
         os.unlink(dm.state_file)
     dm.proc.send_signal(signal.SIGTERM)
@@ -134,6 +142,34 @@ try:
     ok(len(spids) == 1, f"(B) its FUSE server runs (pid {spids})")
     attack("(B)", f"interval = 0\n[lock]\ninclude = ^{d}/ob/\nwhat = whole\nkeep = 0\n",
            "/ob/libfuse.so", lambda: [os.kill(p, signal.SIGUSR1) for p in spids])
+    for h in helpers:
+        h.stop()
+    helpers.clear()
+    if dm:
+        dm.stop(30)
+        dm = None
+
+    # --- (C) SIGTERM in the middle of a pass ---------------------------------------------------
+    # A pass over 2,000 processes, with a progress report at every one (debug build): SIGTERM
+    # as soon as the first report comes; the pass must stop there, not run on.
+    lib = make_file(os.path.join(d, "libpop.so"), MiB, seed=3)
+    pop = Helper([helper("forker"), "2000", lib])
+    helpers.append(pop)
+    dm = Daemon(d, f"interval = 0\n[lock]\ninclude = ^{d}/lib\nwhat = resident\n",
+                env={"PRELOCKD_DEBUG_PROGRESS_USEC": "0"})
+    i = dm.notify.wait_for(lambda m: m.startswith("STATUS=scanning processes"), 20)
+    ok(i is not None, "(C) the first pass reports progress")
+    dm.proc.send_signal(signal.SIGTERM)
+    t0 = time.monotonic()
+    try:
+        rc = dm.proc.wait(5)
+    except subprocess.TimeoutExpired:
+        rc = None
+    ok(rc == 0, f"(C) SIGTERM mid-pass: exit status {rc} after {time.monotonic() - t0:.2f} s")
+    log = dm.log()
+    ok("stopped early" in log, "(C) the pass stopped early", log[-1500:])
+    ok(os.path.exists(dm.state_file), "(C) the state was saved")
+    dm = None
 finally:
     for h in helpers:
         h.stop()  # the servers first: a daemon waiting on one gets out

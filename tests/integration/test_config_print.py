@@ -11,7 +11,7 @@ d = workdir()
 
 KEYS = {"daemon": ["interval", "state_file", "status_file", "log_level"],
         "lock": ["include", "exclude", "what", "read_only_data", "max_file_size", "max_total", "max_total_percent",
-                 "keep", "always", "owners"],
+                 "keep", "always", "owners", "allow_blocking_filesystems"],
         "processes": ["only_critical", "critical_names", "critical_cgroups"]}
 
 

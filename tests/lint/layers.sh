@@ -6,8 +6,8 @@
 cd "$(dirname "$0")/../.." || exit 2
 levels='
 0 util log
-1 config regex_cost maps procfs files plan select statefile statusread memcg psi
-2 pass watch fileopen lock debug
+1 config regex_cost maps procfs files plan select statefile statusread memcg psi mountinfo
+2 pass watch fileopen lock debug mounts
 3 scan lockpass state status
 4 daemon
 5 main

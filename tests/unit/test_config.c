@@ -339,6 +339,7 @@ static void test_every_key_good(void)
 		     "always = /usr/bin/top\n"
 		     "owners = root\n"
 		     "owners = 4321\n"
+		     "allow_blocking_filesystems = nfs4\n"
 		     "[processes]\n"
 		     "only_critical = on\n"
 		     "critical_names = systemd-journal\n"
@@ -363,6 +364,9 @@ static void test_every_key_good(void)
 	CHECK(cfg.always.n == 1 && strv_contains(&cfg.always, "/usr/bin/top"), "always");
 	CHECK(cfg.owners.n == 2 && cfg.owners.uid[0] == 0 && cfg.owners.uid[1] == 4321,
 	      "owners: a name looked up, a number as it is");
+	CHECK(cfg.allow_blocking_filesystems.n == 1 &&
+		      strv_contains(&cfg.allow_blocking_filesystems, "nfs4"),
+	      "allow_blocking_filesystems");
 	CHECK(owner_allowed(&cfg, 0) && owner_allowed(&cfg, 4321) && !owner_allowed(&cfg, 4322),
 	      "owner_allowed: root and the listed ones");
 	CHECK(cfg.only_critical, "only_critical on");
@@ -503,6 +507,9 @@ static void test_every_key_bad(void)
 		  "t.conf:2: keep: invalid number '-1' (expected a whole number of scans)\n" },
 		{ "[lock]\nalways = bin/busybox\n",
 		  "t.conf:2: always: invalid path 'bin/busybox' (expected an absolute path of a file)\n" },
+		{ "[lock]\nallow_blocking_filesystems = fuse/x\n",
+		  "t.conf:2: allow_blocking_filesystems: invalid filesystem type 'fuse/x' (expected a "
+		  "filesystem type as in /proc/self/mountinfo, such as nfs4 or fuse.sshfs)\n" },
 		{ "[lock]\nowners = no-such-user-here\n",
 		  "t.conf:2: owners: no user 'no-such-user-here'\n" },
 		{ "[lock]\nowners = 4294967295\n",
