@@ -26,7 +26,7 @@
 
 /* The defaults (reasons and measurements in docs/pressure.md). The window is 2 s, the shortest
  * an unprivileged trigger may have (6.5+). */
-#define PSI_THRESHOLD_USEC UINT64_C(50000)
+#define PSI_THRESHOLD_USEC UINT64_C(1000)
 #define PSI_WINDOW_USEC UINT64_C(2000000)
 /* The fallback's timer: how often psi_poll_read() runs while no episode is on. */
 #define PSI_POLL_INTERVAL_USEC UINT64_C(1000000)
