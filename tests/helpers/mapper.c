@@ -35,7 +35,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: mapper FILE [MAP_FIRST MAP_LAST [TOUCH_FIRST TOUCH_LAST]]\n");
 		return 64;
 	}
-	const char *how = getenv("MAPPER_PROT") ? getenv("MAPPER_PROT") : "rx";
+	const char *how = getenv("MAPPER_PROT");
+	if (!how)
+		how = "rx";
 	int prot = PROT_READ, flags = MAP_PRIVATE, oflags = O_RDONLY;
 	if (strcmp(how, "rx") == 0) {
 		prot |= PROT_EXEC;
