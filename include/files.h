@@ -57,6 +57,7 @@ struct lfile {
 	/* Use, recomputed each pass from the process caches. */
 	uint32_t nprocs;
 	uint32_t last_proc_mark;
+	uint32_t scan_mark;      /* scan.c: the read of a process that last listed it */
 	uint32_t checked_pass;   /* last pass that opened or fstat()ed it */
 	uint32_t last_seen_pass; /* last pass in which a process mapped it */
 

@@ -41,6 +41,34 @@ typedef int (*map_entry_fn)(const struct map_entry *e, void *userdata);
 int maps_parse_buf(const char *buf, size_t len, map_entry_fn fn, void *userdata,
 		   unsigned *n_malformed);
 
+/* The text in fixed pieces: whatever the size of a process's maps (a user can make it hundreds
+ * of MiB: 65530 mappings under names of 4 KiB), the reader holds one buffer of a size the caller
+ * chooses. Lines are handed to maps_parse_buf() as soon as they are complete; a line longer than
+ * the buffer is dropped up to its '\n' and counted malformed. No line the parser keeps is that
+ * long when the buffer holds MAPS_LINE_MAX bytes: its name is at most PATH_MAX - 1 bytes, each
+ * at most 4 in the text ("\012"), and its fields fit the rest. */
+#define MAPS_LINE_MAX 20480
+#define MAPS_READ_BYTES 65536 /* what the daemon reads with */
+
+struct maps_stream {
+	char *buf;          /* the caller's, cap bytes */
+	size_t cap, len;    /* len: the start of a line not complete yet */
+	bool skipping;      /* in a line longer than the buffer: dropped up to its '\n' */
+	unsigned malformed; /* lines skipped or malformed so far */
+};
+
+void maps_stream_init(struct maps_stream *s, char *buf, size_t cap);
+/* Where the next bytes go, and how many fit (always at least one). */
+char *maps_stream_space(struct maps_stream *s, size_t *room);
+/* n bytes were written at the space: parses the lines they complete. Returns 0 or fn's non-zero
+ * return (the walk then stops). */
+int maps_stream_feed(struct maps_stream *s, size_t n, map_entry_fn fn, void *userdata);
+/* The end of the text: parses a last line without '\n'. Returns 0 or fn's non-zero return. */
+int maps_stream_end(struct maps_stream *s, map_entry_fn fn, void *userdata);
+/* Reads fd (an open /proc/PID/maps) to its end through s. Returns 0, -errno, or fn's non-zero
+ * return; s->malformed counts the bad lines. */
+int maps_read_fd(int fd, struct maps_stream *s, map_entry_fn fn, void *userdata);
+
 /* True for a file-backed (MAP_KIND_FILE), executable mapping that is not writable: code. */
 bool map_entry_is_exec_file(const struct map_entry *e);
 /* True for a mapping prelockd may lock: code, or with data also a readable file mapping that is

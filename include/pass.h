@@ -21,6 +21,8 @@ typedef bool (*progress_fn)(void *userdata, const char *doing, uint32_t done, ui
 struct pass_stats {
 	uint32_t procs, procs_read, procs_vanished, procs_denied, procs_bad;
 	uint32_t maps_malformed, mappings, pagemap_denied;
+	uint32_t procs_capped; /* processes with more in their maps than one may cost (scan.c) */
+	pid_t capped_pid;
 	uint32_t files_opened, open_failed, lock_failed, nofile, watch_failed;
 	pid_t denied_pid, bad_pid, malformed_pid, pagemap_denied_pid;
 	int denied_err, bad_err, lock_err, watch_err;

@@ -37,8 +37,10 @@ struct scan {
 	uint32_t nprocs;
 	bool procs_changed; /* the last scan read a process again, or the set of processes changed */
 	int use_query;      /* PROCMAP_QUERY: 1 yes, 0 no, -1 untried */
+	uint32_t read_seq;  /* processes read: a file's scan_mark lists it once per read */
 	/* Scratch, reused from process to process. */
-	struct buf buf;
+	struct buf buf; /* /proc/PID/cgroup */
+	char *maps_buf; /* MAPS_READ_BYTES: /proc/PID/maps, a piece at a time */
 	uint64_t *pagemap_buf;
 	struct pm_req *pm;
 	uint32_t npm, cap_pm;

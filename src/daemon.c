@@ -37,6 +37,7 @@
 #define WARNED_MAY_BLOCK 0x20000u
 #define WARNED_PAGEMAP 0x100u
 #define WARNED_WATCH 0x200u
+#define WARNED_CAPPED 0x8000u
 
 /* The state is written at most this often while running (each write is an fsync and an fstat
  * per locked file), and always at exit. */
@@ -170,6 +171,10 @@ static void report_problems(struct daemon *d, const struct pass_stats *st)
 	if (st->maps_malformed && first_time(d, WARNED_MALFORMED))
 		log_warning("/proc/%d/maps: %u malformed line(s) skipped, ignoring (reported once)",
 			    (int)st->malformed_pid, st->maps_malformed);
+	if (st->procs_capped && first_time(d, WARNED_CAPPED))
+		log_warning("/proc/%d/maps: more files or mappings than one process may cost the "
+			    "daemon; the rest of its mappings are not counted for it, ignoring (reported "
+			    "once)", (int)st->capped_pid);
 	if (st->pagemap_denied && first_time(d, WARNED_PAGEMAP))
 		log_warning("cannot read /proc/%d/pagemap (other users' processes need "
 			    "CAP_DAC_READ_SEARCH): locking what such processes map, not only what "

@@ -19,6 +19,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <unistd.h>
 
 #ifndef PROCMAP_QUERY
 /* Debian 12's uapi headers predate Linux 6.11; this is include/uapi/linux/fs.h from 6.11+. */
@@ -255,6 +256,96 @@ out:
 	if (n_malformed)
 		*n_malformed = bad;
 	return r;
+}
+
+/* ---- the text in pieces ---- */
+
+_Static_assert(MAPS_READ_BYTES >= MAPS_LINE_MAX, "the daemon's buffer holds every line kept");
+_Static_assert(MAPS_LINE_MAX > 4 * NAME_MAX_BYTES + 200, "a line kept fits MAPS_LINE_MAX");
+
+static void count_bad(struct maps_stream *s, unsigned bad)
+{
+	s->malformed = bad > UINT_MAX - s->malformed ? UINT_MAX : s->malformed + bad;
+}
+
+void maps_stream_init(struct maps_stream *s, char *buf, size_t cap)
+{
+	*s = (struct maps_stream){ .buf = buf, .cap = cap };
+}
+
+char *maps_stream_space(struct maps_stream *s, size_t *room)
+{
+	*room = s->cap - s->len;
+	return s->buf + s->len;
+}
+
+/* Drops the first n bytes held. */
+static void consume(struct maps_stream *s, size_t n)
+{
+	memmove(s->buf, s->buf + n, s->len - n);
+	s->len -= n;
+}
+
+int maps_stream_feed(struct maps_stream *s, size_t n, map_entry_fn fn, void *userdata)
+{
+	unsigned bad = 0;
+
+	s->len += n;
+	if (s->skipping) {
+		/* The buffer held nothing but these bytes: the rest of the long line, and more. */
+		const char *nl = memchr(s->buf, '\n', s->len);
+		if (!nl) {
+			s->len = 0;
+			return 0;
+		}
+		s->skipping = false;
+		consume(s, (size_t)(nl + 1 - s->buf));
+	}
+	const char *last = memrchr(s->buf, '\n', s->len);
+	if (!last) {
+		if (s->len == s->cap) { /* a line as long as the buffer, and longer */
+			count_bad(s, 1);
+			s->skipping = true;
+			s->len = 0;
+		}
+		return 0;
+	}
+	size_t whole = (size_t)(last + 1 - s->buf);
+	int r = maps_parse_buf(s->buf, whole, fn, userdata, &bad);
+	count_bad(s, bad);
+	consume(s, whole);
+	return r;
+}
+
+int maps_stream_end(struct maps_stream *s, map_entry_fn fn, void *userdata)
+{
+	unsigned bad = 0;
+	int r = 0;
+
+	if (!s->skipping && s->len)
+		r = maps_parse_buf(s->buf, s->len, fn, userdata, &bad);
+	count_bad(s, bad);
+	s->len = 0;
+	s->skipping = false;
+	return r;
+}
+
+int maps_read_fd(int fd, struct maps_stream *s, map_entry_fn fn, void *userdata)
+{
+	for (;;) {
+		size_t room;
+		char *at = maps_stream_space(s, &room);
+		ssize_t n = read(fd, at, room);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return maps_stream_end(s, fn, userdata);
+		int r = maps_stream_feed(s, (size_t)n, fn, userdata);
+		if (r != 0)
+			return r;
+	}
 }
 
 bool map_entry_is_exec_file(const struct map_entry *e)

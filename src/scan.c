@@ -28,6 +28,9 @@
  * page-table entry costs ~50 ns to read, a pread ~3 us). */
 #define PAGEMAP_BATCH 8192
 #define PAGEMAP_GAP 16
+/* Ranges queued for pagemap before they are read: 4096 of 24 bytes, whatever the number of
+ * mappings (a process may have 65530). */
+#define PM_QUEUE_MAX 4096
 
 /* The process being read, and what it is read with. */
 struct scan_one {
@@ -36,7 +39,12 @@ struct scan_one {
 	struct pass_ctx *c;
 	struct proc *p;
 	char pid_dir[32];
+	int pm_fd;         /* its /proc/PID/pagemap, or one of: */
+	bool capped;       /* beyond PROC_MAX_ENTRIES or PROC_NAME_BYTES */
+	size_t name_bytes; /* of the files listed for it */
 };
+#define PM_FD_UNOPENED (-1)
+#define PM_FD_DENIED (-2) /* not ours to read: its mappings count as used whole */
 
 /* Decides, once per file, whether its path qualifies, and opens it to learn its size. */
 static void file_first_seen(struct scan_one *o, struct lfile *f, bool deleted)
@@ -52,8 +60,19 @@ static void file_first_seen(struct scan_one *o, struct lfile *f, bool deleted)
 		file_hold_or_close(o->ls, o->c, f);
 }
 
-static int push_pm(struct scan *s, uint64_t vpage, uint64_t npages, uint32_t slot, uint64_t pgoff)
+static int read_pagemaps(struct scan_one *o);
+
+/* Queues a range; a full queue is read at once, so that the queue is PM_QUEUE_MAX entries at
+ * most (24 bytes each) whatever the number of mappings. */
+static int push_pm(struct scan_one *o, uint64_t vpage, uint64_t npages, uint32_t slot,
+		   uint64_t pgoff)
 {
+	struct scan *s = o->s;
+	if (s->npm == PM_QUEUE_MAX) {
+		int r = read_pagemaps(o);
+		if (r < 0)
+			return r;
+	}
 	if (GROW_ARRAY(s->pm, s->npm, s->cap_pm, 256) < 0)
 		return -ENOMEM;
 	s->pm[s->npm++] = (struct pm_req){ .vpage = vpage, .npages = npages, .slot = slot,
@@ -95,7 +114,7 @@ static int queue_pagemap(struct scan_one *o, uint32_t slot, const struct lfile *
 		if (a >= end)
 			break;
 		uint64_t b = next_want_bit(f, a, end, true);
-		int r = push_pm(o->s, vpage + (a - pgoff), b - a, slot, a);
+		int r = push_pm(o, vpage + (a - pgoff), b - a, slot, a);
 		if (r < 0)
 			return r;
 		p = b;
@@ -103,39 +122,26 @@ static int queue_pagemap(struct scan_one *o, uint32_t slot, const struct lfile *
 	return 0;
 }
 
-/* Reads the queued ranges from /proc/PID/pagemap. Libraries sit side by side in the address
- * space, so one read of a window covers many mappings: a pread per mapping costs about 3 us of
- * kernel entry and page-table walk setup, more than the few hundred entries most of them hold.
- * A window stops at PAGEMAP_BATCH pages or where the next mapping is far away. */
-static int read_pagemaps(struct scan_one *o)
+/* Reads the first npm queued ranges. Libraries sit side by side in the address space, so one
+ * read of a window covers many mappings: a pread per mapping costs about 3 us of kernel entry and
+ * page-table walk setup, more than the few hundred entries most of them hold. A window stops at
+ * PAGEMAP_BATCH pages or where the next mapping is far away. */
+static int read_pagemap_queue(struct scan_one *o, uint32_t npm)
 {
 	struct scan *s = o->s;
 	struct file_table *t = &o->ls->files;
 	uint64_t win_start = 0, win_end = 0; /* virtual pages held in the buffer */
+	int fd = o->pm_fd;
 
-	if (!s->npm)
-		return 0;
-	if (!s->pagemap_buf) {
-		s->pagemap_buf = malloc(PAGEMAP_BATCH * sizeof(uint64_t));
-		if (!s->pagemap_buf)
-			return -ENOMEM;
-	}
-	char path[48];
-	snprintf(path, sizeof(path), "%s/pagemap", o->pid_dir);
-	_cleanup_close_ int fd = openat(o->c->proc_fd, path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0 && (errno == EACCES || errno == EPERM)) {
+	if (fd == PM_FD_DENIED) {
 		/* pagemap is mode 0400 to its owner: CAP_SYS_PTRACE passes the ptrace check but not
 		 * this one (that takes CAP_DAC_READ_SEARCH). Without it, another user's process
 		 * counts as using all that it maps, as in `mapped` mode. */
-		if (!o->c->stats.pagemap_denied++)
-			o->c->stats.pagemap_denied_pid = o->p->pid;
-		for (uint32_t i = 0; i < s->npm; i++)
+		for (uint32_t i = 0; i < npm; i++)
 			file_want_set_range(file_at(t, s->pm[i].slot), s->pm[i].pgoff, s->pm[i].npages);
 		return 0;
 	}
-	if (fd < 0)
-		return -errno;
-	for (uint32_t i = 0; i < s->npm; i++) {
+	for (uint32_t i = 0; i < npm; i++) {
 		const struct pm_req *q = &s->pm[i];
 		struct lfile *f = file_at(t, q->slot);
 		uint64_t run = 0; /* present pages just before v, not yet marked */
@@ -143,7 +149,7 @@ static int read_pagemaps(struct scan_one *o)
 			if (v < win_start || v >= win_end) {
 				/* Extend the window over following mappings that are close. */
 				uint64_t end = q->vpage + q->npages;
-				for (uint32_t k = i + 1; k < s->npm; k++) {
+				for (uint32_t k = i + 1; k < npm; k++) {
 					const struct pm_req *nq = &s->pm[k];
 					if (nq->vpage < end || nq->vpage - end > PAGEMAP_GAP ||
 					    nq->vpage + nq->npages - v > PAGEMAP_BATCH)
@@ -177,13 +183,82 @@ static int read_pagemaps(struct scan_one *o)
 	return 0;
 }
 
-static int add_pmap(struct proc *p, bool with_range, uint32_t slot, uint64_t pgoff, uint64_t npages)
+/* Reads the queued ranges from /proc/PID/pagemap, opened at the first call for the process, and
+ * empties the queue. */
+static int read_pagemaps(struct scan_one *o)
 {
+	struct scan *s = o->s;
+	uint32_t npm = s->npm;
+
+	s->npm = 0;
+	if (!npm)
+		return 0;
+	if (!s->pagemap_buf) {
+		s->pagemap_buf = malloc(PAGEMAP_BATCH * sizeof(uint64_t));
+		if (!s->pagemap_buf)
+			return -ENOMEM;
+	}
+	if (o->pm_fd == PM_FD_UNOPENED) {
+		char path[48];
+		snprintf(path, sizeof(path), "%s/pagemap", o->pid_dir);
+		o->pm_fd = openat(o->c->proc_fd, path, O_RDONLY | O_CLOEXEC);
+		if (o->pm_fd < 0 && (errno == EACCES || errno == EPERM)) {
+			o->pm_fd = PM_FD_DENIED;
+			if (!o->c->stats.pagemap_denied++)
+				o->c->stats.pagemap_denied_pid = o->p->pid;
+		} else if (o->pm_fd < 0) {
+			int e = -errno;
+			o->pm_fd = PM_FD_UNOPENED;
+			return e;
+		}
+	}
+	return read_pagemap_queue(o, npm);
+}
+
+/* What one process may cost, whatever it maps: PROC_MAX_ENTRIES entries in its cache (4 bytes
+ * each, 12 in `mapped` mode: 32 or 96 KiB), for files whose names add up to PROC_NAME_BYTES at
+ * most. A file the table holds for it alone costs a struct lfile (184 bytes) and its name (maps.c
+ * caps names at PATH_MAX): at most 8192 of them and 512 KiB of names, about 2 MiB in all. Real
+ * programs stay far below: the largest here map a few hundred files, with names of about 60
+ * bytes. What lies beyond is not counted for that process, and the daemon says so once. */
+#define PROC_MAX_ENTRIES 8192
+#define PROC_NAME_BYTES (512 * 1024)
+
+static void note_capped(struct scan_one *o)
+{
+	if (o->capped)
+		return;
+	o->capped = true;
+	if (!o->c->stats.procs_capped++)
+		o->c->stats.capped_pid = o->p->pid;
+}
+
+/* Adds a mapping of slot to the process's cache: once per file, or in `mapped` mode (with_range)
+ * once per range, a range that continues the one before it growing that one. */
+static int add_pmap(struct scan_one *o, bool with_range, struct lfile *f, uint32_t slot,
+		    uint64_t pgoff, uint64_t npages)
+{
+	struct proc *p = o->p;
+
 	if (pgoff > UINT32_MAX || npages > UINT32_MAX)
 		return 0; /* beyond 16 TiB: nothing prelockd could lock anyway */
-	/* A library's code split in two VMAs (by mprotect, say) is one file to count. */
-	if (!with_range && p->nmaps && p->slots[p->nmaps - 1] == slot)
+	bool first = f->scan_mark != o->s->read_seq;
+	if (!with_range && !first)
+		return 0; /* listed for this process already */
+	if (with_range && p->nmaps && p->slots[p->nmaps - 1] == slot) {
+		struct prange *last = &p->ranges[p->nmaps - 1];
+		uint64_t last_end = (uint64_t)last->pgoff + last->npages;
+		uint64_t end = MAX(last_end, pgoff + npages);
+		if (pgoff >= last->pgoff && pgoff <= last_end && end - last->pgoff <= UINT32_MAX) {
+			last->npages = (uint32_t)(end - last->pgoff);
+			return 0;
+		}
+	}
+	size_t name_len = first ? strlen(f->path) : 0;
+	if (p->nmaps >= PROC_MAX_ENTRIES || name_len > PROC_NAME_BYTES - o->name_bytes) {
+		note_capped(o);
 		return 0;
+	}
 	if (p->nmaps % 16 == 0) {
 		uint32_t *n = realloc(p->slots, (p->nmaps + 16) * sizeof(*n));
 		if (!n)
@@ -196,11 +271,38 @@ static int add_pmap(struct proc *p, bool with_range, uint32_t slot, uint64_t pgo
 			p->ranges = r;
 		}
 	}
+	f->scan_mark = o->s->read_seq;
+	o->name_bytes += name_len;
 	p->slots[p->nmaps] = slot;
 	if (with_range)
 		p->ranges[p->nmaps] = (struct prange){ (uint32_t)pgoff, (uint32_t)npages };
 	p->nmaps++;
 	return 0;
+}
+
+#define SLOT_SKIPPED (-ENOENT)
+
+/* The slot of the file e maps: found, or added while the process is within its limits; a lazy
+ * PROCMAP_QUERY entry without a name gets MAPS_NEED_NAME. SLOT_SKIPPED: over the limits. */
+static int64_t mapping_slot(struct scan_one *o, const struct map_entry *e, bool *created)
+{
+	struct file_table *t = &o->ls->files;
+	uint64_t dev = makedev(e->dev_major, e->dev_minor);
+	int64_t slot = file_table_find(t, dev, e->inode);
+
+	*created = false;
+	if (slot >= 0)
+		return slot;
+	/* Not even added to the table when the process could not list it (add_pmap). */
+	if (o->p->nmaps >= PROC_MAX_ENTRIES ||
+	    (e->path && e->path_len > PROC_NAME_BYTES - o->name_bytes)) {
+		note_capped(o);
+		return SLOT_SKIPPED;
+	}
+	if (!e->path)
+		/* Without its name (PROCMAP_QUERY, lazily): enough for a file already known. */
+		return MAPS_NEED_NAME;
+	return file_table_get(t, dev, e->inode, e->path, created);
 }
 
 static int on_mapping(const struct map_entry *e, void *userdata)
@@ -213,19 +315,11 @@ static int on_mapping(const struct map_entry *e, void *userdata)
 
 	if (!map_entry_is_lockable(e, cfg->read_only_data))
 		return 0;
-	uint64_t dev = makedev(e->dev_major, e->dev_minor);
-	int64_t slot;
-	if (!e->path) {
-		/* Without its name (PROCMAP_QUERY, lazily): enough for a file already known. */
-		slot = file_table_find(t, dev, e->inode);
-		if (slot < 0)
-			return MAPS_NEED_NAME;
-		created = false;
-	} else {
-		slot = file_table_get(t, dev, e->inode, e->path, &created);
-		if (slot < 0)
-			return (int)slot;
-	}
+	int64_t slot = mapping_slot(o, e, &created);
+	if (slot == SLOT_SKIPPED)
+		return 0;
+	if (slot < 0 || slot == MAPS_NEED_NAME)
+		return (int)slot;
 	o->c->stats.mappings++;
 	struct lfile *f = file_at(t, (uint32_t)slot);
 	/* The latest process to map it, the likeliest to live on: if the daemon's own view of the
@@ -242,7 +336,7 @@ static int on_mapping(const struct map_entry *e, void *userdata)
 		/* Its first open failed, or it was empty, or a reload let it in: retry now, before
 		 * this pass reads its pages, so the pass can use them. */
 		file_hold_or_close(o->ls, o->c, f);
-	int r = add_pmap(o->p, cfg->what == WHAT_MAPPED, (uint32_t)slot, e->offset / page,
+	int r = add_pmap(o, cfg->what == WHAT_MAPPED, f, (uint32_t)slot, e->offset / page,
 			 (e->end - e->start) / page);
 	if (r < 0)
 		return r;
@@ -263,6 +357,11 @@ static int read_mappings(struct scan_one *o)
 		return -errno;
 	o->p->nmaps = 0;
 	s->npm = 0;
+	if (++s->read_seq == 0) { /* wrapped: no file may carry a mark of this round */
+		for (uint32_t k = 0; k < o->ls->files.nslots; k++)
+			o->ls->files.slots[k].scan_mark = 0;
+		s->read_seq = 1;
+	}
 	/* PROCMAP_QUERY pays off where the kernel leaves out most VMAs: asked for code only, it
 	 * answers one VMA of a library's five. Asked for readable file mappings it answers four of
 	 * five (it cannot leave out the writable ones), one system call each, and the text is
@@ -278,10 +377,13 @@ static int read_mappings(struct scan_one *o)
 		o->p->nmaps = 0;
 		s->npm = 0;
 	}
-	int r = buf_read_fd(&s->buf, fd);
-	if (r < 0)
-		return r;
-	r = maps_parse_buf(s->buf.data, s->buf.len, on_mapping, o, &malformed);
+	/* In fixed pieces, never whole: a user's maps can be hundreds of MiB of text. */
+	if (!s->maps_buf && !(s->maps_buf = malloc(MAPS_READ_BYTES)))
+		return -ENOMEM;
+	struct maps_stream ms;
+	maps_stream_init(&ms, s->maps_buf, MAPS_READ_BYTES);
+	int r = maps_read_fd(fd, &ms, on_mapping, o);
+	malformed = ms.malformed;
 	if (r == 0)
 		r = read_pagemaps(o);
 	if (malformed && !o->c->stats.maps_malformed)
@@ -465,8 +567,10 @@ int scan_processes(struct scan *s, struct lockset *ls, struct pass_ctx *c)
 			proc_free(p); /* stopping: the rest is dropped below */
 			break;
 		}
-		struct scan_one o = { .s = s, .ls = ls, .c = c, .p = p };
+		struct scan_one o = { .s = s, .ls = ls, .c = c, .p = p, .pm_fd = PM_FD_UNOPENED };
 		r = scan_pid(&o);
+		if (o.pm_fd >= 0)
+			close(o.pm_fd);
 		if (r == -ENOMEM) {
 			proc_free(p);
 			goto oom;
@@ -510,6 +614,7 @@ void scan_free(struct scan *s)
 		proc_free(&s->procs[i]);
 	free(s->procs);
 	buf_free(&s->buf);
+	free(s->maps_buf);
 	free(s->pagemap_buf);
 	free(s->pm);
 	*s = (struct scan){ .use_query = -1 };

@@ -2,6 +2,7 @@
  * kernel, but the names in it come from any local user (file names, memfd and prctl names), so
  * the parser must survive anything and hand out only consistent entries. */
 #include <limits.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,6 +33,75 @@ static int on_entry(const struct map_entry *e, void *userdata)
 	return w->stop_after && w->entries == w->stop_after ? 7 : 0;
 }
 
+/* A checksum of the entries a walk hands out, in order. */
+struct sum {
+	unsigned entries;
+	uint64_t h;
+};
+
+static void mix(uint64_t *h, uint64_t v)
+{
+	*h = (*h ^ v) * 0x100000001b3ull;
+}
+
+static int sum_entry(const struct map_entry *e, void *userdata)
+{
+	struct sum *s = userdata;
+	uint64_t f[] = { e->start, e->end, e->offset, e->inode, e->dev_major, e->dev_minor,
+			 e->perms, (uint64_t)e->kind, e->deleted, e->path_len };
+	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
+		mix(&s->h, f[i]);
+	for (size_t i = 0; i < e->path_len; i++)
+		mix(&s->h, (unsigned char)e->path[i]);
+	s->entries++;
+	return 0;
+}
+
+/* The reader in pieces (maps_stream) against the whole-text parser: a buffer of cap bytes (from
+ * the input's first bytes, 1 to 1024) fed pieces whose sizes come from the input too. Each line
+ * that fits (with its '\n', or the last one without) must come out as the whole-text parser
+ * makes it of that line alone; each line that does not fit counts one malformed. */
+static void check_stream(const char *buf, size_t size, size_t cap, const unsigned char *steps,
+			 size_t nsteps)
+{
+	struct sum want = { 0, 0xcbf29ce484222325ull }, got = want;
+	unsigned want_bad = 0, bad;
+	char *space = malloc(cap);
+	if (!space)
+		return;
+	for (size_t p = 0; p < size;) {
+		const char *nl = memchr(buf + p, '\n', size - p);
+		size_t line = nl ? (size_t)(nl - (buf + p)) + 1 : size - p;
+		if (line <= cap && (nl || line < cap)) {
+			maps_parse_buf(buf + p, line, sum_entry, &want, &bad);
+			want_bad += bad;
+		} else {
+			want_bad++;
+		}
+		p += line;
+	}
+	struct maps_stream ms;
+	maps_stream_init(&ms, space, cap);
+	size_t pos = 0, k = 0;
+	while (pos < size) {
+		size_t room, n = nsteps ? (size_t)steps[k++ % nsteps] + 1 : size;
+		char *at = maps_stream_space(&ms, &room);
+		if (room == 0 || room > cap)
+			abort();
+		n = n < room ? n : room;
+		n = n < size - pos ? n : size - pos;
+		memcpy(at, buf + pos, n);
+		pos += n;
+		if (maps_stream_feed(&ms, n, sum_entry, &got) != 0)
+			abort();
+	}
+	if (maps_stream_end(&ms, sum_entry, &got) != 0)
+		abort();
+	if (got.entries != want.entries || got.h != want.h || ms.malformed != want_bad)
+		abort();
+	free(space);
+}
+
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 {
 	/* The parser must not read past len: give it a buffer with no terminator of any kind. */
@@ -58,6 +128,12 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 		if (maps_parse_buf(buf, size, on_entry, &s, NULL) != 7 || s.entries != 1)
 			abort();
 	}
+	/* In pieces: the buffer's size from the first two bytes, the pieces' from the next eight. */
+	if (size > 10) {
+		size_t cap = (((size_t)data[0] << 8 | data[1]) % 1024) + 1;
+		check_stream(buf + 10, size - 10, cap, data + 2, 8);
+	}
+	check_stream(buf, size, 4096, NULL, 0);
 	free(buf);
 	return 0;
 }

@@ -16,19 +16,38 @@ attacker:
 - RssAnon at most 8 MiB above the baseline;
 - and the long name still works: the attacker's file (included, root's, 0644) is locked, as the
   kernel shows in the daemon's smaps.
+(b) Then the same user maps 9,000 distinct files (one page each, root's) under paths of 3.7 KiB:
+each file the daemon keeps costs its name, so it must cap what one process brings in: after a
+reload VmLck and RssAnon stay within 8 MiB of the baseline, and the daemon says once that it
+did not count all of that process's files. (Without a cap: 9,000 names of 3.7 KiB, 33 MiB.)
 
 Observed on main (b0bfd14), MAPS = 20000 under a 3556-byte path (69.2 MiB of maps text):
 baseline VmLck 6.0 MiB, RssAnon 0.4 MiB; attacked VmLck 134.0 MiB, RssAnon 69.7 MiB after the
 first pass and the same after a reload (the maps buffer grows by doubling to 128 MiB, is never
 shrunk, and mlockall(MCL_FUTURE|MCL_ONFAULT) counts all of it in VmLck); the file was locked.
-Not yet executable: the fix belongs to the maps reader, which is being restructured."""
+Fixed in the commit that made this file executable: maps is read through one 64 KiB buffer; the
+same attack leaves VmLck at 6.7 MiB and RssAnon at 1.0 MiB (baseline 6.7 and 0.9), after the
+first pass and after a reload, and the file is locked."""
 import os
+import sys
 import time
 
 from hostile import Helper, helper, proc_status
 from lib import MiB, PAGE, Daemon, cleanup, done, locked_by_inode, make_file, ok, smaps_locked, workdir
 
 MAPS = int(os.environ.get("ATTACK_MAPS", "20000"))
+FILES = 9000
+# Maps one page of each file in a directory, read-only and executable, and closes it.
+MAP_FILES = r"""
+import mmap, os, sys, time
+d, n, maps = sys.argv[1], int(sys.argv[2]), []
+for name in sorted(os.listdir(d))[:n]:
+    fd = os.open(os.path.join(d, name), os.O_RDONLY)
+    maps.append(mmap.mmap(fd, 4096, mmap.MAP_PRIVATE, mmap.PROT_READ | mmap.PROT_EXEC))
+    os.close(fd)
+print("ready", len(maps), flush=True)
+time.sleep(3600)
+"""
 NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
 
 d = workdir()
@@ -99,6 +118,31 @@ try:
     note(f"after a reload: VmLck {lck / MiB:.1f} MiB, RssAnon {anon / MiB:.1f} MiB")
     ok(lck <= base_lck + 8 * MiB and anon <= base_anon + 8 * MiB,
        f"after a reload: VmLck {lck / MiB:.1f} MiB, RssAnon {anon / MiB:.1f} MiB, still bounded")
+
+    # (b) Many files: one process maps FILES distinct files, each under a 3.7 KiB path. Each
+    # file the daemon keeps costs its name: without a cap per process, 9,000 of them are 33 MiB.
+    qdeep = d
+    while len(qdeep) < 3400:
+        qdeep = os.path.join(qdeep, "q" * 250)
+        os.mkdir(qdeep, 0o755)
+    names = []
+    for i in range(FILES):  # written, not made with make_file: 9,000 fsyncs take minutes
+        names.append(os.path.join(qdeep, f"{i:05d}" + "m" * 200))
+        with open(names[-1], "wb") as f:
+            f.write(bytes([i & 0xFF]) * PAGE)
+        os.chmod(names[-1], 0o644)
+    many2 = Helper(NOBODY + [sys.executable, "-c", MAP_FILES, qdeep, str(FILES)])
+    helpers.append(many2)
+    ok(int(many2.words[0]) == FILES, f"uid 65534 maps {many2.words[0]} files under paths of "
+                                     f"{len(names[0])} bytes")
+    i, j = dm.reload(300)
+    ok(j is not None, "a reload that reads it is answered")
+    lck, anon = own_memory(dm.pid)
+    note(f"many files: VmLck {lck / MiB:.1f} MiB, RssAnon {anon / MiB:.1f} MiB")
+    ok(lck <= base_lck + 8 * MiB and anon <= base_anon + 8 * MiB,
+       f"many files: VmLck {lck / MiB:.1f} MiB, RssAnon {anon / MiB:.1f} MiB, still bounded")
+    ok("more files or mappings than one process may cost" in dm.log(),
+       "the daemon says once that it did not count all of that process's files", dm.log()[-1500:])
     ok(dm.alive(), "the daemon is alive", dm.log()[-2000:])
     rc = dm.stop(60)
     ok(rc == 0, f"SIGTERM exits 0 (got {rc})")

@@ -26,6 +26,7 @@
 
 #define FIXTURE_DIR "tests/fixtures/maps"
 #define PAGE 4096u
+#define MIN3(a, b, c) ((a) < (b) ? ((a) < (c) ? (a) : (c)) : ((b) < (c) ? (b) : (c)))
 
 /* ---- helpers: collecting entries ---- */
 
@@ -691,6 +692,150 @@ static void test_prefixes(const char *path)
 	free(buf);
 }
 
+/* ---- the text in pieces (maps_stream) ---- */
+
+/* Streams buf through a buffer of cap bytes, piece bytes (at most) at a time. */
+static int stream_parse(const char *buf, size_t len, size_t cap, size_t piece, struct collect *c,
+			unsigned *bad)
+{
+	char *space = xrealloc(NULL, cap);
+	struct maps_stream ms;
+	size_t pos = 0;
+	int r = 0;
+
+	maps_stream_init(&ms, space, cap);
+	while (pos < len && r == 0) {
+		size_t room;
+		char *at = maps_stream_space(&ms, &room);
+		size_t n = MIN3(room, piece, len - pos);
+		memcpy(at, buf + pos, n);
+		pos += n;
+		r = maps_stream_feed(&ms, n, collect_fn, c);
+	}
+	if (r == 0)
+		r = maps_stream_end(&ms, collect_fn, c);
+	*bad = ms.malformed;
+	free(space);
+	return r;
+}
+
+static size_t longest_line(const char *buf, size_t len)
+{
+	size_t best = 0, cur = 0;
+	for (size_t i = 0; i < len; i++) {
+		cur = buf[i] == '\n' ? 0 : cur + 1;
+		best = cur > best ? cur : best;
+	}
+	return best;
+}
+
+/* A fixture read in pieces of every size from 1 byte up, through buffers from just large enough
+ * to the daemon's: the same entries and malformed count as the whole text. */
+static void test_stream_fixture(const char *path)
+{
+	char *buf;
+	size_t len, mismatches = 0, runs = 0;
+	struct collect full = { 0 };
+	unsigned full_bad;
+
+	if (read_all(path, &buf, &len) < 0) {
+		CHECK(false, "%s: cannot read", path);
+		return;
+	}
+	maps_parse_buf(buf, len, collect_fn, &full, &full_bad);
+	size_t caps[] = { longest_line(buf, len) + 2, 4096, MAPS_LINE_MAX, MAPS_READ_BYTES };
+	size_t pieces[] = { 1, 2, 3, 7, 64, 100, 4095, 65536 };
+	for (size_t i = 0; i < sizeof(caps) / sizeof(caps[0]); i++) {
+		for (size_t k = 0; k < sizeof(pieces) / sizeof(pieces[0]); k++) {
+			struct collect c = { 0 };
+			unsigned bad;
+			bool ok = stream_parse(buf, len, caps[i], pieces[k], &c, &bad) == 0 &&
+				  c.n == full.n && bad == full_bad;
+			for (size_t e = 0; ok && e < c.n; e++)
+				ok = entry_eq(&c.v[e].e, &full.v[e].e);
+			mismatches += !ok;
+			runs++;
+			collect_free(&c);
+		}
+	}
+	CHECK(mismatches == 0, "%s: read in pieces through a fixed buffer, %zu ways: as the whole "
+	      "(%zu mismatches)", path, runs, mismatches);
+	collect_free(&full);
+	free(buf);
+}
+
+/* A line longer than the buffer is dropped up to its newline and counted once; the lines around
+ * it are not disturbed, however the pieces fall. The last line without a newline is parsed. */
+static void test_stream_long_line(void)
+{
+	const char *good1 = "00400000-00401000 r-xp 00000000 08:01 42 /usr/bin/one\n";
+	const char *good2 = "00500000-00501000 r-xp 00001000 08:01 43 /usr/lib/two.so";
+	size_t name = 3 * MAPS_READ_BYTES, n1 = strlen(good1), n2 = strlen(good2);
+	const char *head = "00600000-00601000 r-xp 00000000 08:01 44 /";
+	size_t nh = strlen(head), len = n1 + nh + name + 1 + n2;
+	char *buf = xrealloc(NULL, len);
+
+	memcpy(buf, good1, n1);
+	memcpy(buf + n1, head, nh);
+	memset(buf + n1 + nh, 'x', name);
+	buf[n1 + nh + name] = '\n';
+	memcpy(buf + n1 + nh + name + 1, good2, n2);
+	size_t pieces[] = { 1, 13, 4096, MAPS_READ_BYTES, 3 * MAPS_READ_BYTES };
+	for (size_t k = 0; k < sizeof(pieces) / sizeof(pieces[0]); k++) {
+		struct collect c = { 0 };
+		unsigned bad = 0;
+		int r = stream_parse(buf, len, MAPS_READ_BYTES, pieces[k], &c, &bad);
+		CHECK(r == 0 && c.n == 2 && bad == 1 &&
+			      strcmp(c.v[0].path, "/usr/bin/one") == 0 &&
+			      strcmp(c.v[1].path, "/usr/lib/two.so") == 0,
+		      "a %zu-byte line in a %u-byte buffer, pieces of %zu: 2 entries (got %zu), 1 "
+		      "malformed (got %u)", nh + name, MAPS_READ_BYTES, pieces[k], c.n, bad);
+		collect_free(&c);
+	}
+	/* The whole-text parser agrees on this input. */
+	struct collect w = { 0 };
+	unsigned wbad = 0;
+	maps_parse_buf(buf, len, collect_fn, &w, &wbad);
+	CHECK(w.n == 2 && wbad == 1, "the whole-text parser: 2 entries, 1 malformed");
+	collect_free(&w);
+
+	/* maps_read_fd over a file: what it holds is the buffer given, whatever the text. */
+	char tmpl[] = "/tmp/test_maps_stream.XXXXXX";
+	int fd = mkstemp(tmpl);
+	CHECK(fd >= 0, "temporary file");
+	if (fd >= 0) {
+		unlink(tmpl);
+		bool written = true;
+		for (int i = 0; i < 8 && written; i++) /* 8 copies: 1.5 MiB of text */
+			written = write(fd, buf, len) == (ssize_t)len && write(fd, "\n", 1) == 1;
+		char space[MAPS_LINE_MAX];
+		struct maps_stream ms;
+		struct collect c = { 0 };
+		maps_stream_init(&ms, space, sizeof(space));
+		int r = written && lseek(fd, 0, SEEK_SET) == 0 ? maps_read_fd(fd, &ms, collect_fn, &c)
+							       : -EIO;
+		CHECK(r == 0 && c.n == 16 && ms.malformed == 8,
+		      "maps_read_fd: %zu KiB through %zu bytes: 16 entries (got %zu), 8 malformed "
+		      "(got %u)", 8 * (len + 1) >> 10, sizeof(space), c.n, ms.malformed);
+		collect_free(&c);
+		close(fd);
+	}
+	free(buf);
+}
+
+static void test_stream(void)
+{
+	glob_t g;
+	if (glob(FIXTURE_DIR "/*.maps", 0, NULL, &g) != 0) {
+		CHECK(false, "fixtures in " FIXTURE_DIR);
+		return;
+	}
+	for (size_t i = 0; i < g.gl_pathc; i++)
+		test_stream_fixture(g.gl_pathv[i]);
+	globfree(&g);
+	test_stream_long_line();
+}
+
 /* ---- golden files ---- */
 
 static void first_diff(const char *got, const char *want)
@@ -1220,6 +1365,7 @@ int main(int argc, char **argv)
 	test_escapes();
 	test_walk_control();
 	test_golden();
+	test_stream();
 	test_fixture_facts();
 	test_live();
 	test_live_memfd();
