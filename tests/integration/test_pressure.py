@@ -38,6 +38,12 @@ def wait(pred, timeout, step=0.1):
     return pred()
 
 
+def some_total_usec():
+    """The system-wide "some" memory stall total, in microseconds."""
+    with open("/proc/pressure/memory") as f:
+        return int(re.search(r"^some .*total=(\d+)", f.read(), re.M).group(1))
+
+
 def pressure_passes(log):
     return [x for x in log.splitlines() if re.search(r"pass \d+ \(pressure\):", x)]
 
@@ -87,14 +93,27 @@ def run(label, d, prefix=()):
         n = len(pressure_passes(dm.log()))
         ok(1 <= n <= elapsed + 2, f"{label}: {n} pressure passes in {elapsed:.1f} s: at most one "
            "a second", dm.log())
-        # Quiet for 10 s ends it; the file is system-wide, so other work on the machine may
-        # stall a while longer.
-        over = wait(lambda: "memory pressure over" in dm.log(), 40 * SLOW)
-        ok(over, f"{label}: the episode ends once the hog is gone "
-           f"({time.monotonic() - t_end:.1f} s later)", dm.log())
+        # Quiet for 10 s ends it. The file is system-wide: other work on the machine may stall
+        # a while longer, and then the episode rightly goes on; what the system-wide stall
+        # total did meanwhile tells the two apart.
+        samples = []
+
+        def ended():
+            samples.append((time.monotonic(), some_total_usec()))
+            return "memory pressure over" in dm.log()
+        over = wait(ended, 40 * SLOW, step=0.5)
+        recent = [v for t, v in samples if t >= samples[-1][0] - 10]
+        others_ms = (recent[-1] - recent[0]) / 1000 if len(recent) > 1 else 0
+        if not over and others_ms > 5:
+            ok(True, f"{label}: # SKIP the episode goes on: other work on the machine stalled "
+               f"{others_ms:.0f} ms in the last 10 s (the pressure file is system-wide)")
+        else:
+            ok(over, f"{label}: the episode ends once the hog is gone "
+               f"({time.monotonic() - t_end:.1f} s later)", dm.log())
+            ok(dm.status_json().get("pressure", {}).get("active") is False,
+               f"{label}: the status file says pressure is over",
+               dm.status_json().get("pressure"))
         eq(dm.log().count("memory pressure: stalls began"), 1, f"{label}: said once per episode")
-        ok(dm.status_json().get("pressure", {}).get("active") is False,
-           f"{label}: the status file says pressure is over", dm.status_json().get("pressure"))
         ok(dm.alive(), f"{label}: the daemon is alive", dm.log())
         eq(dm.stop(), 0, f"{label}: SIGTERM exits 0")
         dm = None
