@@ -29,7 +29,7 @@ import subprocess
 import time
 
 from hostile import Helper, helper, read_int
-from lib import MiB, Daemon, cleanup, done, eq, locked_by_inode, make_file, ok, workdir
+from lib import SANITIZER, MiB, Daemon, cleanup, done, eq, locked_by_inode, make_file, ok, workdir
 
 SIZE = 32 * MiB
 HOLE = 12 * MiB
@@ -59,6 +59,12 @@ def drop_cache(path):
 
 
 try:
+    if SANITIZER == "valgrind":
+        # Valgrind's own memory is charged to the daemon's cgroup and grows as the daemon runs
+        # (seen: peak 169.6 MiB of a limit set 4 MiB above the usage before the punch): the
+        # limit is met by the tool, not by mlock(). As test_limits (b) does, said, not judged.
+        ok(True, "memory cgroup limit # SKIP under valgrind: the tool's memory is charged there")
+        done()
     if not os.path.exists(os.path.join(MEMROOT, "memory.limit_in_bytes")):
         ok(True, "memory cgroup # SKIP no cgroup-v1 memory controller at " + MEMROOT)
         done()
