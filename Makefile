@@ -175,6 +175,11 @@ sanitize check-asan: $(ASAN_BUILD)/mlock-shim.o
 VALGRIND ?= valgrind
 VALGRIND_BUILD ?= build-valgrind
 VALGRIND_TESTS ?=
+# Lines a clean log may hold: valgrind 3.19 (Debian 12) does not know openat2 (syscall 437); it
+# warns and answers ENOSYS, and the daemon takes its fallback, the walk one component at a time.
+VALGRIND_KNOWN := ^--[0-9]+-- (WARNING: unhandled amd64-linux syscall: 437|You may be able to \
+	write your own handler\.|Read the file README_MISSING_SYSCALL_OR_IOCTL\.|Nevertheless we \
+	consider this a bug\.  Please report|it at http://valgrind\.org/support/bug_reports\.html\.)$$
 VALGRIND_OPTS := --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
 	--show-leak-kinds=definite --track-origins=yes --child-silent-after-fork=yes \
 	--suppressions=$(CURDIR)/tests/valgrind.supp
@@ -196,7 +201,8 @@ valgrind-run: $(BIN) $(BUILD)/prelockd-debug $(UNIT_BINS) $(HELPER_BINS)
 		UNIT_WRAPPER="$(CURDIR)/$(BUILD)/helpers/noquery $(VALGRIND) $(VALGRIND_OPTS) \
 			--log-file=$(CURDIR)/$(BUILD)/logs/unit.%p.log" \
 		tests/run-tests $(UNIT_BINS)
-	@bad=$$(find $(BUILD)/logs -name '*.log' -size +0); \
+	@bad=; for f in $$(find $(BUILD)/logs -name '*.log' -size +0); do \
+		grep -Evq "$(VALGRIND_KNOWN)" $$f && bad="$$bad $$f"; done; \
 	if [ -n "$$bad" ]; then echo "valgrind reported errors:"; for f in $$bad; do \
 		echo "== $$f"; head -n 80 $$f; done; exit 1; fi; \
 	echo "valgrind: $$(ls $(BUILD)/logs | wc -l) runs, no errors"
