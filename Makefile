@@ -67,8 +67,8 @@ $(BUILD):
 
 # ==== Memory pressure helper (issue 11, item 2) ===================================================
 # tests/helpers/psiwatch drives src/psi.c (and an sd-event loop for its cost mode): it links the
-# module itself, not the whole library, so it builds whatever state the rest of the tree is in.
-$(BUILD)/helpers/psiwatch: tests/helpers/psiwatch.c $(BUILD)/psi.o
+# module (and util.o, its decimal reader) rather than the whole library.
+$(BUILD)/helpers/psiwatch: tests/helpers/psiwatch.c $(BUILD)/psi.o $(BUILD)/util.o
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 # ==== end of memory pressure helper ================================================================

@@ -14,6 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util.h"
+
 #ifndef CGROUP2_SUPER_MAGIC
 #define CGROUP2_SUPER_MAGIC 0x63677270
 #endif
@@ -26,26 +28,6 @@ static const char *const default_paths[] = {
 	"/sys/fs/cgroup/unified/memory.pressure",
 };
 
-/* Decimal digits at *pp, at least one; false on none or on overflow. (util.h is about to gain
- * parse_dec_u64(); this module stays free of the rest of the daemon until that has landed.) */
-static bool read_u64(const char **pp, const char *end, uint64_t *out)
-{
-	const char *p = *pp;
-	uint64_t v = 0;
-
-	if (p >= end || *p < '0' || *p > '9')
-		return false;
-	for (; p < end && *p >= '0' && *p <= '9'; p++) {
-		unsigned d = (unsigned)(*p - '0');
-		if (v > (UINT64_MAX - d) / 10)
-			return false;
-		v = v * 10 + d;
-	}
-	*pp = p;
-	*out = v;
-	return true;
-}
-
 /* "12.34" as 1234: the kernel prints averages as %lu.%02lu (a percentage, at most 100.00, but
  * nothing here depends on that). One or two decimals; a value past 32 bits is refused. */
 static bool read_avg(const char **pp, const char *end, uint32_t *out)
@@ -53,11 +35,11 @@ static bool read_avg(const char **pp, const char *end, uint32_t *out)
 	const char *p = *pp;
 	uint64_t whole, frac = 0;
 
-	if (!read_u64(&p, end, &whole) || whole > UINT32_MAX / 100)
+	if (!parse_dec_u64(&p, end, &whole) || whole > UINT32_MAX / 100)
 		return false;
 	if (p < end && *p == '.') {
 		const char *f = ++p;
-		if (!read_u64(&p, end, &frac) || p - f > 2)
+		if (!parse_dec_u64(&p, end, &frac) || p - f > 2)
 			return false;
 		if (p - f == 1)
 			frac *= 10;
@@ -81,7 +63,7 @@ static bool parse_fields(const char *p, const char *end, struct psi_line *l)
 		if ((size_t)(end - p) < klen || memcmp(p, keys[i], klen) != 0)
 			return false;
 		p += klen;
-		if (i < 3 ? !read_avg(&p, end, avgs[i]) : !read_u64(&p, end, &l->total_usec))
+		if (i < 3 ? !read_avg(&p, end, avgs[i]) : !parse_dec_u64(&p, end, &l->total_usec))
 			return false;
 	}
 	return p == end;
