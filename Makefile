@@ -58,7 +58,7 @@ $(BUILD)/tests/%: tests/unit/%.c tests/unit/check.h $(BUILD)/libprelockd.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $< $(BUILD)/libprelockd.a $(LDLIBS)
 
-$(BUILD)/helpers/%: tests/helpers/%.c tests/helpers/mapfile.h
+$(BUILD)/helpers/%: tests/helpers/%.c tests/helpers/mapfile.h tests/helpers/seccomp_exec.h
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $<
 

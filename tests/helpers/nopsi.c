@@ -22,6 +22,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "seccomp_exec.h"
+
 /* The flags are an int: the low half of the argument (little-endian). */
 #define ARG_LO(n) (offsetof(struct seccomp_data, args[n]))
 
@@ -47,18 +49,5 @@ int main(int argc, char **argv)
 	};
 	struct sock_fprog prog = { .len = sizeof(code) / sizeof(code[0]), .filter = code };
 
-	if (argc < 2) {
-		fprintf(stderr, "usage: nopsi COMMAND [ARG]...\n");
-		return 64;
-	}
-	/* Root (CAP_SYS_ADMIN) may install a filter without no_new_privs; keep setuid working. */
-	if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) < 0 &&
-	    (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ||
-	     prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) < 0)) {
-		fprintf(stderr, "nopsi: seccomp: %s\n", strerror(errno));
-		return 1;
-	}
-	execvp(argv[1], argv + 1);
-	fprintf(stderr, "nopsi: %s: %s\n", argv[1], strerror(errno));
-	return 127;
+	return seccomp_exec("nopsi", &prog, argc, argv);
 }

@@ -17,6 +17,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "seccomp_exec.h"
+
 /* _IOWR('f', 17, struct procmap_query), 104 bytes: see src/maps.c. */
 #define PROCMAP_QUERY_CMD 0xc0686611u
 
@@ -37,18 +39,5 @@ int main(int argc, char **argv)
 	};
 	struct sock_fprog prog = { .len = sizeof(code) / sizeof(code[0]), .filter = code };
 
-	if (argc < 2) {
-		fprintf(stderr, "usage: noquery COMMAND [ARG]...\n");
-		return 64;
-	}
-	/* Root (CAP_SYS_ADMIN) may install a filter without no_new_privs; keep setuid working. */
-	if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) < 0 &&
-	    (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ||
-	     prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) < 0)) {
-		fprintf(stderr, "noquery: seccomp: %s\n", strerror(errno));
-		return 1;
-	}
-	execvp(argv[1], argv + 1);
-	fprintf(stderr, "noquery: %s: %s\n", argv[1], strerror(errno));
-	return 127;
+	return seccomp_exec("noquery", &prog, argc, argv);
 }
