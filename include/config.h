@@ -38,6 +38,7 @@ struct owner_list {
 struct config {
 	/* [daemon] */
 	uint64_t interval_usec; /* 0: scan at start and on SIGHUP/SIGUSR1 only */
+	uint64_t new_process_check_usec; /* look for new processes this often; 0: never */
 	char *state_file;       /* "" disables the state file */
 	char *status_file;      /* "" disables the status file */
 	enum log_level log_level;

@@ -35,6 +35,10 @@ struct daemon {
 	struct sd_event_source *psi_timer; /* polling (PSI_POLL), and the episode's ticks */
 	uint32_t pressure_passes;          /* since the start */
 
+	/* Programs started since the last pass: looked for every new_process_check. */
+	struct sd_event_source *new_timer;
+	uint32_t new_checks_read; /* processes read by those checks, since the start */
+
 	uint32_t pass;
 	uint64_t full_every_usec; /* a full pass (every process re-read) at least this often */
 	uint64_t last_full_usec;  /* CLOCK_MONOTONIC of the last full pass, 0 before the first */

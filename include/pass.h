@@ -44,6 +44,13 @@ struct pass_ctx {
 	int proc_fd; /* the /proc directory */
 	uint32_t pass;  /* 1 for the first */
 	bool full;      /* re-read every process, look at every file */
+	/* A check for new processes (between passes): only processes the daemon has not read yet,
+	 * once they have run new_min_age_ticks, and young ones that changed are read; every other
+	 * process is taken as it was without a look at /proc. */
+	bool new_only;
+	uint64_t now_ticks;        /* CLOCK_BOOTTIME in clock ticks, as /proc/PID/stat's starttime */
+	uint64_t new_min_age_ticks;
+	uint64_t young_ticks;      /* a process this young is read again when it changed */
 	bool dry_run;   /* plan only: lock and unlock nothing */
 	bool watch;     /* locked files get inotify watches (from the second pass on) */
 	struct pass_stats stats;

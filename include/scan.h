@@ -17,6 +17,7 @@ struct prange {
 struct proc {
 	pid_t pid;
 	bool critical;
+	bool kthread; /* a kernel thread: nothing to read; kept so that checks skip it */
 	uint64_t starttime; /* clock ticks since boot: tells a reused pid apart */
 	uint64_t vsize;     /* bytes of address space: changes with most mmap/munmap */
 	uint64_t faults;    /* minflt + majflt of all threads: a new page needs a fault */
@@ -35,6 +36,8 @@ struct scan {
 	pid_t self_pid;    /* never scanned */
 	struct proc *procs; /* sorted by pid */
 	uint32_t nprocs;
+	uint32_t nkthreads; /* of them, kernel threads */
+	uint32_t new_waiting; /* new processes seen but not read yet (too young): the next check */
 	bool procs_changed; /* the last scan read a process again, or the set of processes changed */
 	int use_query;      /* PROCMAP_QUERY: 1 yes, 0 no, -1 untried */
 	uint32_t read_seq;  /* processes read: a file's scan_mark lists it once per read */
@@ -47,8 +50,8 @@ struct scan {
 };
 
 void scan_init(struct scan *s);
-/* Reads the processes (all of them on a full pass, else those that changed), adds the files
- * they map to the lockset and marks the pages they use. Returns 0 or -errno (the caches then
+/* Reads the processes (all of them on a full pass, else those that changed; with c->new_only,
+ * only new and young ones), adds the files they map to the lockset and marks the pages they use. Returns 0 or -errno (the caches then
  * hold what could be read). */
 int scan_processes(struct scan *s, struct lockset *ls, struct pass_ctx *c);
 /* Recomputes, for every file, how many processes map it, whether a critical one does, and (in

@@ -22,6 +22,8 @@ struct status_info {
 	const char *pressure_mode;      /* "trigger", "poll" or "none" */
 	bool pressure_active;           /* in a memory pressure episode */
 	uint32_t pressure_passes;       /* since the start */
+	uint64_t new_check_usec;        /* new_process_check, 0: off */
+	uint32_t new_checks_read;       /* processes the checks for new processes read, since start */
 };
 
 /* Rewrites the status file at path (nothing when path is empty). Returns 0 or -errno. */

@@ -127,6 +127,8 @@ static const struct config_type type_fstypes = TYPE("filesystem type", parse_fst
 static const struct config_item items[] = {
 	ITEM("daemon", "interval", &type_duration, interval_usec,
 	     .expected = "a whole number with unit us, ms, s, sec, min or h, or no unit for seconds"),
+	ITEM("daemon", "new_process_check", &type_duration, new_process_check_usec,
+	     .expected = "a whole number with unit us, ms, s, sec, min or h, or no unit for seconds"),
 	ITEM("daemon", "state_file", &type_path, state_file, .def = "/var/lib/prelockd/state",
 	     .expected = "an absolute path of a file, or nothing to disable it"),
 	ITEM("daemon", "status_file", &type_path, status_file, .def = "/run/prelockd/status",
@@ -161,6 +163,7 @@ static const struct config_item items[] = {
 
 static const struct config config_defaults = {
 	.interval_usec = 60 * USEC_PER_SEC,
+	.new_process_check_usec = USEC_PER_SEC,
 	.log_level = LOG_LEVEL_INFO,
 	.what = WHAT_RESIDENT,
 	.read_only_data = true,

@@ -14,6 +14,7 @@
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "lock.h"
 #include "lockpass.h"
@@ -260,7 +261,9 @@ static void write_status(struct daemon *d)
 				  .budget_bytes = d->ls.budget_bytes, .processes = d->scan.nprocs,
 				  .stats = &d->stats, .pressure_mode = psi_mode_name(d->psi.mode),
 				  .pressure_active = d->episode.active,
-				  .pressure_passes = d->pressure_passes };
+				  .pressure_passes = d->pressure_passes,
+				  .new_check_usec = d->cfg.interval_usec ? d->cfg.new_process_check_usec : 0,
+				  .new_checks_read = d->new_checks_read };
 	int r = status_write(d->cfg.status_file, &d->ls.files, &si);
 	if (r < 0 && first_time(d, WARNED_STATUS))
 		log_warning_errno(r, "cannot write status file %s, running on without it",
@@ -316,6 +319,96 @@ static void daemon_pass(struct daemon *d, const char *kind)
 	log_pass(d, kind, full, cpu_usec() - cpu0, cpu_scan, now_usec(CLOCK_MONOTONIC) - t0);
 	write_status(d);
 	save_state(d, false);
+}
+
+/* A process is read by a check for new processes once it has run this long: most of what a
+ * busy machine starts (compilers, shell pipelines) is gone by then, and is never read. */
+#define NEW_MIN_AGE_USEC (500 * UINT64_C(1000))
+/* Until this age a process changes as it starts up (libraries, plugins, data files opened as
+ * it goes): checks read it again when its address space or fault count changed. */
+#define YOUNG_USEC (10 * UINT64_C(1000000))
+
+static uint64_t usec_to_ticks(uint64_t usec)
+{
+	static long hz;
+	if (!hz && (hz = sysconf(_SC_CLK_TCK)) <= 0)
+		hz = 100;
+	return usec * (uint64_t)hz / 1000000;
+}
+
+/* Between passes, every new_process_check: the processes started since the last look are
+ * read and their files locked at once, so that a program started a moment before memory runs
+ * short is protected as well as one that ran before the last pass. Only new and young
+ * processes are looked at (a check that finds nothing new costs one listing of /proc); it is
+ * not a pass: the pass number stays (keep counts passes), nothing expires, and it logs at
+ * debug only. */
+static void daemon_check_new(struct daemon *d)
+{
+	uint64_t cpu0 = cpu_usec();
+	struct pass_ctx c = { .cfg = &d->cfg, .proc_fd = d->proc_fd, .pass = d->pass,
+			      .watch = true, .new_only = true,
+			      .now_ticks = usec_to_ticks(now_usec(CLOCK_BOOTTIME)),
+			      .new_min_age_ticks = usec_to_ticks(NEW_MIN_AGE_USEC),
+			      .young_ticks = usec_to_ticks(YOUNG_USEC),
+			      .progress = on_progress, .progress_ud = d,
+			      .stats = { .lock_failed_slot = -1, .watch_failed_slot = -1 } };
+	mounts_begin(&d->cfg, d->proc_fd);
+	int r = scan_processes(&d->scan, &d->ls, &c);
+	if (r < 0)
+		log_debug_errno(r, "check for new processes incomplete");
+	if (!d->scan.procs_changed || c.stop)
+		return;
+	d->ls.budget_bytes = daemon_budget(d);
+	update_fd_budget(d);
+	memcg_refresh(&d->ls.memcg);
+	scan_aggregate(&d->scan, &d->ls, &c);
+	uint32_t files0 = d->ls.locked_files;
+	uint64_t bytes0 = d->ls.locked_bytes;
+	r = lock_pass(&d->ls, &c, &d->runs);
+	if (r < 0)
+		log_debug_errno(r, "locking new processes' files incomplete");
+#ifdef PRELOCKD_DEBUG
+	if (debug_verify_accounting(&d->ls) < 0)
+		abort();
+#endif
+	report_problems(d, &c.stats);
+	d->new_checks_read += c.stats.procs_read;
+	if (!c.stats.procs_read && files0 == d->ls.locked_files && bytes0 == d->ls.locked_bytes)
+		return;
+	char locked[32];
+	log_debug("new processes: %u read (%u too young yet), %u files, %s locked, %u us CPU",
+		  c.stats.procs_read, d->scan.new_waiting, d->ls.locked_files,
+		  format_bytes(locked, sizeof(locked), d->ls.locked_bytes),
+		  (unsigned)(cpu_usec() - cpu0));
+	if (files0 != d->ls.locked_files || bytes0 != d->ls.locked_bytes) {
+		write_status(d);
+		notify_status(d, false);
+	}
+	save_state(d, false);
+}
+
+static void arm_new_timer(struct daemon *d)
+{
+	if (!d->new_timer)
+		return;
+	uint64_t every = d->cfg.new_process_check_usec;
+	/* No periodic scans at all (interval = 0) means no checks either. */
+	if (!d->cfg.interval_usec || !every) {
+		sd_event_source_set_enabled(d->new_timer, SD_EVENT_OFF);
+		return;
+	}
+	sd_event_source_set_time_accuracy(d->new_timer, MAX(every / 10, (uint64_t)1000));
+	sd_event_source_set_time_relative(d->new_timer, every);
+	sd_event_source_set_enabled(d->new_timer, SD_EVENT_ONESHOT);
+}
+
+static int on_new_timer(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	(void)s;
+	(void)usec;
+	daemon_check_new(userdata);
+	arm_new_timer(userdata);
+	return 0;
 }
 
 void daemon_dry_run(struct daemon *d, bool json)
@@ -410,6 +503,7 @@ static int on_hup(sd_event_source *s, const struct signalfd_siginfo *si, void *u
 		memcg_init(&d->ls.memcg); /* the service may have been moved to another cgroup */
 		daemon_pass(d, "");
 		arm_timer(d);
+		arm_new_timer(d);
 	}
 	notify_status(d, true);
 	return 0;
@@ -612,6 +706,11 @@ static int setup_loop(struct daemon *d)
 	if (r < 0)
 		return log_error_errno(r, "cannot add timer"), r;
 	sd_event_source_set_enabled(d->timer, SD_EVENT_OFF);
+	r = sd_event_add_time(d->event, &d->new_timer, CLOCK_MONOTONIC, UINT64_MAX, 0, on_new_timer, d);
+	if (r < 0)
+		log_warning_errno(r, "cannot add the timer for new processes: they wait for the next pass");
+	else
+		sd_event_source_set_enabled(d->new_timer, SD_EVENT_OFF);
 	setup_pressure(d);
 	return 0;
 }
@@ -630,6 +729,7 @@ int daemon_run(struct daemon *d)
 	notify_status(d, true);
 	d->ready_sent = true;
 	arm_timer(d);
+	arm_new_timer(d);
 
 	r = sd_event_loop(d->event);
 	return r < 0 ? r : 0;
@@ -639,6 +739,7 @@ void daemon_free(struct daemon *d)
 {
 	lock_release_all(&d->ls);
 	d->timer = sd_event_source_unref(d->timer);
+	d->new_timer = sd_event_source_unref(d->new_timer);
 	d->psi_io = sd_event_source_unref(d->psi_io);
 	d->psi_timer = sd_event_source_unref(d->psi_timer);
 	psi_close(&d->psi);

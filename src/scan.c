@@ -409,7 +409,7 @@ static bool proc_is_critical(struct scan_one *o, const char *comm)
 	return regex_list_match(&cfg->critical_cgroups, cg);
 }
 
-enum { SCAN_KEEP, SCAN_DROP };
+enum { SCAN_KEEP = 0 }; /* scan_pid(): the process stays in the table; < 0: it is dropped */
 
 /* Reads /proc/PID/stat into buf (NUL-terminated); returns its length or -errno. One read: the
  * kernel renders the whole line at once when the buffer holds it. (Keeping the descriptor for
@@ -429,6 +429,8 @@ static ssize_t read_proc_stat(int proc_fd, pid_t pid, char *buf, size_t len)
 	return n;
 }
 
+static void proc_free(struct proc *p);
+
 static int scan_pid(struct scan_one *o)
 {
 	struct proc *p = o->p;
@@ -442,12 +444,25 @@ static int scan_pid(struct scan_one *o)
 	/* A line that fills the buffer may be cut: no stat line is that long. */
 	if (n == 0 || (size_t)n >= sizeof(sbuf) - 1 || parse_proc_stat(sbuf, (size_t)n, &st) < 0)
 		return -EBADMSG;
-	if (st.flags & PF_KTHREAD)
-		return SCAN_DROP;
+	if (st.flags & PF_KTHREAD) {
+		proc_free(p);
+		p->kthread = true;
+		return SCAN_KEEP;
+	}
+	p->kthread = false;
 	uint64_t faults = st.minflt + st.majflt;
 	if (!o->c->full && p->starttime == st.starttime && p->vsize == st.vsize &&
 	    p->faults == faults)
 		return SCAN_KEEP;
+	/* A check for new processes leaves the very young for the next one: most of what a busy
+	 * machine starts lives less than that, and a program's start-up maps more as it goes. */
+	if (o->c->new_only && p->starttime != st.starttime &&
+	    o->c->now_ticks - st.starttime < o->c->new_min_age_ticks) {
+		proc_free(p);
+		p->starttime = UINT64_MAX;
+		o->s->new_waiting++;
+		return SCAN_KEEP;
+	}
 
 	o->c->stats.procs_read++;
 	p->critical = proc_is_critical(o, st.comm);
@@ -545,6 +560,7 @@ int scan_processes(struct scan *s, struct lockset *ls, struct pass_ctx *c)
 	uint32_t npids = 0, old = 0;
 
 	s->procs_changed = true; /* until the scan shows otherwise */
+	s->new_waiting = 0;
 	int r = list_pids(c->proc_fd, s->self_pid, &pids, &npids);
 	if (r < 0)
 		return r;
@@ -567,6 +583,13 @@ int scan_processes(struct scan *s, struct lockset *ls, struct pass_ctx *c)
 			proc_free(p); /* stopping: the rest is dropped below */
 			break;
 		}
+		/* A check for new processes: known kernel threads, and processes read before that
+		 * are no longer young, are taken as they were, without opening anything. */
+		if (c->new_only && (p->kthread || (p->starttime != UINT64_MAX &&
+		    c->now_ticks - p->starttime >= c->young_ticks))) {
+			n++;
+			continue;
+		}
 		struct scan_one o = { .s = s, .ls = ls, .c = c, .p = p, .pm_fd = PM_FD_UNOPENED };
 		r = scan_pid(&o);
 		if (o.pm_fd >= 0)
@@ -585,13 +608,16 @@ int scan_processes(struct scan *s, struct lockset *ls, struct pass_ctx *c)
 	}
 	while (old < s->nprocs)
 		proc_free(&s->procs[old++]);
-	/* Every process kept was either read again or is unchanged: a new one is always read, and
-	 * one gone leaves the count short. */
+	/* Every process kept was either read again or is unchanged: a new one is read (or, too
+	 * young for a check, makes the count differ), and one gone leaves the count short. */
 	s->procs_changed = c->stats.procs_read > 0 || n != s->nprocs;
 	free(s->procs);
 	free(pids);
 	s->procs = np;
 	s->nprocs = n;
+	s->nkthreads = 0;
+	for (uint32_t i = 0; i < n; i++)
+		s->nkthreads += np[i].kthread;
 	return 0;
 oom:
 	/* Keep what was scanned; the rest is freed. The next pass tries again. */
@@ -604,6 +630,7 @@ oom:
 	free(s->procs);
 	s->procs = NULL;
 	s->nprocs = 0;
+	s->nkthreads = 0;
 	s->procs_changed = true;
 	return -ENOMEM;
 }

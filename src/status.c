@@ -226,6 +226,8 @@ int status_write(const char *path, const struct file_table *files, const struct 
 	outf(&o, "\"pressure\": {\"mode\": \"%s\", \"active\": %s, \"passes\": %u},\n",
 	     si->pressure_mode ? si->pressure_mode : "none", si->pressure_active ? "true" : "false",
 	     si->pressure_passes);
+	outf(&o, "\"new_processes\": {\"check_usec\": %" PRIu64 ", \"read\": %u},\n",
+	     si->new_check_usec, si->new_checks_read);
 	outf(&o, "\"resident_fallback_processes\": %u,\n", resident_fallback(si));
 	outf(&o, "\"locked\": [\n");
 	for (uint32_t i = 0; i < n; i++) {

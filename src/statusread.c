@@ -140,6 +140,16 @@ int status_print_text(const char *text, size_t len, FILE *out)
 		fprintf(out, "memory pressure: %s (%s), %" PRIu64 " pressure passes\n",
 			json_object_get_boolean(active) ? "now" : "none now", m ? m : "?", passes);
 	}
+	struct json_object *np;
+	uint64_t every = 0, nread = 0;
+	if (json_object_object_get_ex(top, "new_processes", &np) && get_u64(np, "check_usec", &every)) {
+		get_u64(np, "read", &nread);
+		if (every)
+			fprintf(out, "new processes: looked for every %" PRIu64 " ms, %" PRIu64
+				     " read between passes\n", every / 1000, nread);
+		else
+			fprintf(out, "new processes: not looked for between passes\n");
+	}
 	fputc('\n', out);
 	fprintf(out, "%12s %12s %6s %-9s  %s\n", "LOCKED", "SIZE", "PROCS", "KIND", "PATH");
 	size_t shown = 0, n = 0;
