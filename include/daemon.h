@@ -38,6 +38,7 @@ struct daemon {
 	/* Programs started since the last pass: looked for every new_process_check. */
 	struct sd_event_source *new_timer;
 	uint32_t new_checks_read; /* processes read by those checks, since the start */
+	uint64_t last_pid;        /* the last PID the kernel gave out, at the last look (0: unknown) */
 
 	uint32_t pass;
 	uint64_t full_every_usec; /* a full pass (every process re-read) at least this often */

@@ -38,6 +38,7 @@ struct scan {
 	uint32_t nprocs;
 	uint32_t nkthreads; /* of them, kernel threads */
 	uint32_t new_waiting; /* new processes seen but not read yet (too young): the next check */
+	uint32_t nyoung;      /* processes still young (c->young_ticks) or not read yet */
 	bool procs_changed; /* the last scan read a process again, or the set of processes changed */
 	int use_query;      /* PROCMAP_QUERY: 1 yes, 0 no, -1 untried */
 	uint32_t read_seq;  /* processes read: a file's scan_mark lists it once per read */

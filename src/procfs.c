@@ -50,6 +50,23 @@ int parse_proc_stat(const char *buf, size_t len, struct proc_stat *st)
 	return 0;
 }
 
+int parse_loadavg_last_pid(const char *buf, size_t len, uint64_t *pid)
+{
+	while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == ' '))
+		len--;
+	size_t start = len;
+	while (start > 0 && buf[start - 1] != ' ')
+		start--;
+	/* Five fields: the last is alone after the fourth space. */
+	size_t spaces = 0;
+	for (size_t i = 0; i < start; i++)
+		spaces += buf[i] == ' ';
+	const char *p = buf + start, *end = buf + len;
+	if (spaces != 4 || !parse_dec_u64(&p, end, pid) || p != end)
+		return -EINVAL;
+	return 0;
+}
+
 int parse_proc_cgroup(const char *buf, size_t len, char *out, size_t outlen)
 {
 	const char *p = buf, *end = buf + len;

@@ -615,9 +615,12 @@ int scan_processes(struct scan *s, struct lockset *ls, struct pass_ctx *c)
 	free(pids);
 	s->procs = np;
 	s->nprocs = n;
-	s->nkthreads = 0;
-	for (uint32_t i = 0; i < n; i++)
+	s->nkthreads = s->nyoung = 0;
+	for (uint32_t i = 0; i < n; i++) {
 		s->nkthreads += np[i].kthread;
+		s->nyoung += !np[i].kthread && (np[i].starttime == UINT64_MAX ||
+						c->now_ticks - np[i].starttime < c->young_ticks);
+	}
 	return 0;
 oom:
 	/* Keep what was scanned; the rest is freed. The next pass tries again. */
@@ -630,7 +633,7 @@ oom:
 	free(s->procs);
 	s->procs = NULL;
 	s->nprocs = 0;
-	s->nkthreads = 0;
+	s->nkthreads = s->nyoung = 0;
 	s->procs_changed = true;
 	return -ENOMEM;
 }

@@ -9,7 +9,7 @@ from lib import ROOT, cleanup, done, eq, ok, run, workdir
 
 d = workdir()
 
-KEYS = {"daemon": ["interval", "state_file", "status_file", "log_level"],
+KEYS = {"daemon": ["interval", "new_process_check", "state_file", "status_file", "log_level"],
         "lock": ["include", "exclude", "what", "read_only_data", "max_file_size", "max_total", "max_total_percent",
                  "keep", "always", "owners", "allow_blocking_filesystems"],
         "processes": ["only_critical", "critical_names", "critical_cgroups"]}
@@ -58,6 +58,7 @@ try:
        "every key of every section, once each, in table order")
     defaults = {(s, k): v for s, k, v in got}
     for key, want in ((("daemon", "interval"), "60s"), (("daemon", "log_level"), "info"),
+                      (("daemon", "new_process_check"), "1s"),
                       (("daemon", "state_file"), "/var/lib/prelockd/state"),
                       (("lock", "include"), "^/(usr|bin|sbin|lib[^/]*|opt)/"),
                       (("lock", "exclude"), ""), (("lock", "what"), "resident"),

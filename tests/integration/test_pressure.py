@@ -56,7 +56,9 @@ def run(label, d, prefix=()):
     env = dict(os.environ, CG=cg)
     dm = reader = hog = late = None
     try:
-        conf = f"[lock]\ninclude = ^{d}/lib\nkeep = 0\n"  # the default interval: 60 s
+        # The default interval (60 s); no checks for new processes, which would lock the late
+        # program's file before pressure (test_new_processes): here a pressure pass must.
+        conf = f"new_process_check = 0\n[lock]\ninclude = ^{d}/lib\nkeep = 0\n"
         dm = Daemon(d, conf, prefix=prefix, pressure=True)
         ok(dm.wait_ready(30 * SLOW), f"{label}: READY=1", dm.log())
         lib = make_file(os.path.join(d, f"liblate-{label}.so"), 4 * MiB, seed=len(label))

@@ -5,6 +5,25 @@
 
 #include <errno.h>
 
+static void test_loadavg(void)
+{
+	uint64_t pid = 0;
+	const char *s = "0.52 0.58 0.59 3/466 123456\n";
+	CHECK(parse_loadavg_last_pid(s, strlen(s), &pid) == 0 && pid == 123456, "loadavg: last pid");
+	CHECK(parse_loadavg_last_pid(s, strlen(s) - 1, &pid) == 0 && pid == 123456,
+	      "loadavg: without the newline");
+	const char *bad[] = { "", "\n", "0.52 0.58 0.59 3/466", "0.52 0.58 0.59 3/466 ",
+			      "0.52 0.58 0.59 3/466 12x", "0.52 0.58 0.59 3/466 -1",
+			      "0.52 0.58 0.59 3/466 99999999999999999999999",
+			      "0.52 0.58 0.59 3/466 1 2", "1 2 3 4 5 6" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		CHECK(parse_loadavg_last_pid(bad[i], strlen(bad[i]), &pid) == -EINVAL,
+		      "loadavg: malformed %zu rejected", i);
+	/* Never reads past len: the same text cut inside the last field is another number. */
+	CHECK(parse_loadavg_last_pid(s, strlen(s) - 3, &pid) == 0 && pid == 1234,
+	      "loadavg: only len bytes read");
+}
+
 static void test_stat(void)
 {
 	struct proc_stat st;
@@ -100,6 +119,7 @@ static void test_file_table(void)
 int main(void)
 {
 	test_stat();
+	test_loadavg();
 	test_cgroup();
 	test_file_table();
 	return check_done();
