@@ -40,6 +40,7 @@
 #define WARNED_PAGEMAP 0x100u
 #define WARNED_WATCH 0x200u
 #define WARNED_CAPPED 0x8000u
+#define WARNED_LOADAVG 0x40000u
 
 /* The state is written at most this often while running (each write is an fsync and an fstat
  * per locked file), and always at exit. */
@@ -373,6 +374,9 @@ static void daemon_check_new(struct daemon *d)
 	 * young: nothing to do, for the price of one small read instead of a listing of /proc
 	 * (about 1 ms of CPU for 300 processes). */
 	uint64_t last_pid = read_last_pid(d->proc_fd);
+	if (!last_pid && first_time(d, WARNED_LOADAVG))
+		log_debug("cannot read the last PID from /proc/loadavg: every check for new processes "
+			  "lists /proc");
 	bool forked = !last_pid || last_pid != d->last_pid;
 	d->last_pid = last_pid;
 	if (!forked && !d->scan.nyoung)

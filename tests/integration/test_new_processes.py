@@ -8,6 +8,8 @@ smaps (what the kernel holds locked), with the interval far away (60 s).
 - A process that lives less than half a second is never read (a busy machine's compilers).
 - A young process (under 10 s) that maps another file as it starts up gets that file locked
   too; one older than that waits for the next pass (SIGUSR1 here).
+- Without /proc/loadavg (which tells whether anything forked since the last check) every check
+  lists /proc instead, and still finds new programs.
 - The status file counts what the checks read; interval = 0 or new_process_check = 0: none."""
 import os
 import re
@@ -116,6 +118,23 @@ try:
     for m in mappers:
         m.stop()
     mappers = []
+
+    # Without /proc/loadavg (the last PID given out), as under ProcSubset=pid: every check
+    # lists /proc, and still finds the new program.
+    empty = os.path.join(d, "empty")
+    open(empty, "w").close()
+    os.unlink(os.path.join(d, "state"))
+    hide = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+            f"mount --bind {empty} /proc/loadavg && exec \"$@\"", "sh"]
+    dm = Daemon(d, "interval = 60s\nnew_process_check = 200ms\n" + base, prefix=hide)
+    ok(dm.wait_ready(), "no /proc/loadavg: READY=1", dm.log())
+    with Mapper(files["off"]):
+        ok(wait_locked(dm.pid, st["off"], 2 * MiB, 10) is not None,
+           "no /proc/loadavg: a new program's file is locked all the same", dm.log()[-2000:])
+    ok("cannot read the last PID from /proc/loadavg: every check for new processes lists /proc"
+       in dm.log(), "no /proc/loadavg: the daemon says (at debug) that every check lists /proc")
+    ok(dm.stop() == 0, "no /proc/loadavg: SIGTERM exits 0")
+    dm = None
 
     # Off: interval = 0 (no periodic scans) or new_process_check = 0.
     for conf in ("interval = 0\n", "interval = 60s\nnew_process_check = 0\n"):
