@@ -48,6 +48,7 @@ struct daemon {
 	uint64_t state_saved_usec; /* CLOCK_MONOTONIC of the last state save while running, or 0 */
 	uint64_t watchdog_usec;    /* 0: no watchdog */
 	uint64_t last_ping_usec, last_progress_usec, progress_every_usec;
+	uint64_t last_sigcheck_usec; /* on_progress() last looked for a pending SIGTERM */
 };
 
 /* Takes over *cfg (zeroed); opens /proc and computes the budget. Returns 0 or -errno. */

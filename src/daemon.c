@@ -121,20 +121,27 @@ static void notify_status(struct daemon *d, bool ready)
 		   format_bytes(budget, sizeof(budget), d->ls.budget_bytes), next, pressure, fallback);
 }
 
+#define SIGCHECK_EVERY_USEC 1000
+
 /* Given to the stages: keeps watchdog pings flowing during a long pass (sd-event pings only
  * between loop iterations) and, before READY, reports progress ("locking 320/738 files"). */
 static bool on_progress(void *userdata, const char *doing, uint32_t done, uint32_t total)
 {
 	struct daemon *d = userdata;
 	sigset_t pending;
+	uint64_t now = now_usec(CLOCK_MONOTONIC);
 	/* SIGTERM and SIGINT wait, blocked, for sd-event: a pass that sees them pending stops, so
-	 * that the loop gets to them at once, however long the pass would have been. */
-	if (sigpending(&pending) == 0 &&
-	    (sigismember(&pending, SIGTERM) == 1 || sigismember(&pending, SIGINT) == 1))
-		return true;
+	 * that the loop gets to them at once, however long the pass would have been. Asked at most
+	 * once a millisecond: the stages call here for every process and file, and sigpending()
+	 * costs 1 us on a VM against 30 ns for the clock (1,400 calls were 17% of a quiet pass). */
+	if (now - d->last_sigcheck_usec >= SIGCHECK_EVERY_USEC) {
+		d->last_sigcheck_usec = now;
+		if (sigpending(&pending) == 0 &&
+		    (sigismember(&pending, SIGTERM) == 1 || sigismember(&pending, SIGINT) == 1))
+			return true;
+	}
 	if (!d->watchdog_usec && d->ready_sent)
 		return false;
-	uint64_t now = now_usec(CLOCK_MONOTONIC);
 	if (d->watchdog_usec && now - d->last_ping_usec >= d->watchdog_usec / 4) {
 		sd_notify(0, "WATCHDOG=1");
 		d->last_ping_usec = now;
