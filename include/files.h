@@ -60,6 +60,9 @@ struct lfile {
 	uint32_t scan_mark;      /* scan.c: the read of a process that last listed it */
 	uint32_t checked_pass;   /* last pass that opened or fstat()ed it */
 	uint32_t last_seen_pass; /* last pass in which a process mapped it */
+	/* scan.c: the read of a process (its pm_seq) since which every process read has looked up
+	 * its pages in pagemap; 0: not since its bitmap was cleared or grew, or it was not eligible. */
+	uint64_t pm_since;
 
 	/* Pages wanted, one bit a page below `want_npages` (mapped/resident modes). */
 	uint64_t *want_bits;

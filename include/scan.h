@@ -22,6 +22,9 @@ struct proc {
 	uint64_t vsize;     /* bytes of address space: changes with most mmap/munmap */
 	uint64_t faults;    /* minflt + majflt of all threads: a new page needs a fault */
 	uint32_t nmaps;
+	/* The read (struct scan's pm_seq) whose pagemap lookups of its every mapping completed, 0
+	 * if the last read did not: the base for skipping them while it is unchanged. */
+	uint64_t pm_seq;
 	uint32_t *slots;       /* the file of each executable mapping */
 	struct prange *ranges; /* NULL unless `mapped` */
 };
@@ -42,6 +45,7 @@ struct scan {
 	bool procs_changed; /* the last scan read a process again, or the set of processes changed */
 	int use_query;      /* PROCMAP_QUERY: 1 yes, 0 no, -1 untried */
 	uint32_t read_seq;  /* processes read: a file's scan_mark lists it once per read */
+	uint64_t pm_seq;    /* likewise, never wrapping: struct proc's and struct lfile's pm_* */
 	/* Scratch, reused from process to process. */
 	struct buf buf; /* /proc/PID/cgroup */
 	char *maps_buf; /* MAPS_READ_BYTES: /proc/PID/maps, a piece at a time */

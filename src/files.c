@@ -161,6 +161,7 @@ int file_want_reserve(struct lfile *f, uint64_t npages)
 	}
 	f->want_npages = (uint32_t)npages;
 	f->settled = false;
+	f->pm_since = 0; /* the new pages were never looked up */
 	return 0;
 }
 
@@ -190,4 +191,5 @@ void file_want_clear(struct lfile *f)
 	if (f->want_bits)
 		memset(f->want_bits, 0, (f->want_npages + 63) / 64 * sizeof(uint64_t));
 	f->settled = false;
+	f->pm_since = 0;
 }

@@ -42,6 +42,8 @@ struct scan_one {
 	int pm_fd;         /* its /proc/PID/pagemap, or one of: */
 	bool capped;       /* beyond PROC_MAX_ENTRIES or PROC_NAME_BYTES */
 	size_t name_bytes; /* of the files listed for it */
+	bool same;         /* its stat (start time, vsize, faults) is as at its last read */
+	uint64_t pm_prev;  /* its pm_seq before this read */
 };
 #define PM_FD_UNOPENED (-1)
 #define PM_FD_DENIED (-2) /* not ours to read: its mappings count as used whole */
@@ -340,9 +342,29 @@ static int on_mapping(const struct map_entry *e, void *userdata)
 			 (e->end - e->start) / page);
 	if (r < 0)
 		return r;
-	if (cfg->what == WHAT_RESIDENT && f->eligible && f->want_npages)
-		return queue_pagemap(o, (uint32_t)slot, f, e);
-	return 0;
+	if (cfg->what != WHAT_RESIDENT)
+		return 0;
+	if (!f->eligible || !f->want_npages) {
+		f->pm_since = 0; /* its pages are not looked up in this process */
+		return 0;
+	}
+	if (!f->pm_since)
+		f->pm_since = o->s->pm_seq;
+	/* A page enters a process's page tables by a fault of its own (fault-around, populating
+	 * and mlock() count too), so a process with the fault count of its last read has nothing
+	 * in them that read did not see, if that read looked this file up: a full pass skips the
+	 * pagemap reads (a third of its cost) but still reads every maps file. */
+	if (o->same && o->pm_prev && f->pm_since <= o->pm_prev)
+		return 0;
+	return queue_pagemap(o, (uint32_t)slot, f, e);
+}
+
+/* The end of a read that returned r: a complete one is a base for skipping pagemap lookups. */
+static int read_done(struct scan_one *o, int r)
+{
+	if (r == 0 && !o->capped && o->c->cfg->what == WHAT_RESIDENT)
+		o->p->pm_seq = o->s->pm_seq;
+	return r;
 }
 
 static int read_mappings(struct scan_one *o)
@@ -352,9 +374,12 @@ static int read_mappings(struct scan_one *o)
 	unsigned malformed = 0;
 
 	snprintf(path, sizeof(path), "%s/maps", o->pid_dir);
+	o->pm_prev = o->p->pm_seq;
+	o->p->pm_seq = 0; /* until this read has looked up every mapping */
 	_cleanup_close_ int fd = openat(o->c->proc_fd, path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
+	s->pm_seq++;
 	o->p->nmaps = 0;
 	s->npm = 0;
 	if (++s->read_seq == 0) { /* wrapped: no file may carry a mark of this round */
@@ -371,7 +396,7 @@ static int read_mappings(struct scan_one *o)
 		int r = maps_query_walk(fd, MAP_PERM_EXEC, true, on_mapping, o);
 		if (r != -ENOTTY && r != -EINVAL) {
 			s->use_query = 1;
-			return r < 0 ? r : read_pagemaps(o);
+			return read_done(o, r < 0 ? r : read_pagemaps(o));
 		}
 		s->use_query = 0; /* the kernel predates it (6.11): the text from now on */
 		o->p->nmaps = 0;
@@ -389,7 +414,7 @@ static int read_mappings(struct scan_one *o)
 	if (malformed && !o->c->stats.maps_malformed)
 		o->c->stats.malformed_pid = o->p->pid;
 	o->c->stats.maps_malformed += malformed;
-	return r;
+	return read_done(o, r);
 }
 
 static bool proc_is_critical(struct scan_one *o, const char *comm)
@@ -451,8 +476,8 @@ static int scan_pid(struct scan_one *o)
 	}
 	p->kthread = false;
 	uint64_t faults = st.minflt + st.majflt;
-	if (!o->c->full && p->starttime == st.starttime && p->vsize == st.vsize &&
-	    p->faults == faults)
+	o->same = p->starttime == st.starttime && p->vsize == st.vsize && p->faults == faults;
+	if (!o->c->full && o->same)
 		return SCAN_KEEP;
 	/* A check for new processes leaves the very young for the next one: most of what a busy
 	 * machine starts lives less than that, and a program's start-up maps more as it goes. */
@@ -468,6 +493,7 @@ static int scan_pid(struct scan_one *o)
 	p->critical = proc_is_critical(o, st.comm);
 	if (o->c->cfg->only_critical && !p->critical) {
 		p->nmaps = 0;
+		p->pm_seq = 0;
 	} else {
 		int r = read_mappings(o);
 		/* The process may have gone between reading maps and pagemap: its maps still count. */
