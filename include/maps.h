@@ -40,6 +40,13 @@ typedef int (*map_entry_fn)(const struct map_entry *e, void *userdata);
  * Returns 0 or the first non-zero value returned by fn. */
 int maps_parse_buf(const char *buf, size_t len, map_entry_fn fn, void *userdata,
 		   unsigned *n_malformed);
+/* maps_parse_buf, but lines that could never be lockable are left out by their permissions alone,
+ * before anything else in them is parsed: writable ones, and those with none of the
+ * MAP_PERM_* bits in need_any (0: none left out). A line left out is not checked further, so
+ * it is not counted malformed either. fn sees exactly the entries maps_parse_buf would give it
+ * that pass the permission test. */
+int maps_parse_buf_only(const char *buf, size_t len, unsigned need_any, map_entry_fn fn,
+			void *userdata, unsigned *n_malformed);
 
 /* The text in fixed pieces: whatever the size of a process's maps (a user can make it hundreds
  * of MiB: 65530 mappings under names of 4 KiB), the reader holds one buffer of a size the caller
@@ -55,6 +62,7 @@ struct maps_stream {
 	size_t cap, len;    /* len: the start of a line not complete yet */
 	bool skipping;      /* in a line longer than the buffer: dropped up to its '\n' */
 	unsigned malformed; /* lines skipped or malformed so far */
+	unsigned need_any;  /* as maps_parse_buf_only's; 0 after maps_stream_init(): every line */
 };
 
 void maps_stream_init(struct maps_stream *s, char *buf, size_t cap);

@@ -71,6 +71,15 @@ _Static_assert(sizeof(struct procmap_query) == 104, "struct procmap_query layout
 
 /* ---- text parser ---- */
 
+/* Each hex digit's value + 1; 0 for anything else. A table: parse_hex() runs five times a line,
+ * and was the daemon's costliest function of its own in a full pass. */
+static const uint8_t hex_digit[256] = {
+	['0'] = 1,   ['1'] = 2,	  ['2'] = 3,   ['3'] = 4,   ['4'] = 5,	 ['5'] = 6,   ['6'] = 7,
+	['7'] = 8,   ['8'] = 9,	  ['9'] = 10,  ['a'] = 11,  ['b'] = 12,	 ['c'] = 13,  ['d'] = 14,
+	['e'] = 15,  ['f'] = 16,  ['A'] = 11,  ['B'] = 12,  ['C'] = 13,	 ['D'] = 14,  ['E'] = 15,
+	['F'] = 16,
+};
+
 static bool hex_value(char c, unsigned *v)
 {
 	unsigned u = (unsigned char)c;
@@ -94,14 +103,14 @@ static bool parse_hex(const char **pp, const char *end, uint64_t *out)
 	uint64_t v = 0;
 	unsigned d;
 
-	if (p == end || !hex_value(*p, &d))
+	if (p == end || !(d = hex_digit[(unsigned char)*p]))
 		return false;
 	do {
 		if (v >> 60)
 			return false;
-		v = v << 4 | d;
+		v = v << 4 | (d - 1);
 		p++;
-	} while (p < end && hex_value(*p, &d));
+	} while (p < end && (d = hex_digit[(unsigned char)*p]));
 	*pp = p;
 	*out = v;
 	return true;
@@ -226,8 +235,33 @@ static bool parse_line(const char *p, const char *eol, char *name_buf, struct ma
 	return true;
 }
 
-int maps_parse_buf(const char *buf, size_t len, map_entry_fn fn, void *userdata,
-		   unsigned *n_malformed)
+/* "start-end " is at most 34 bytes: two addresses of 16 digits. */
+#define PERMS_AT_MOST 34
+
+static bool perms_wanted(unsigned perms, unsigned need_any)
+{
+	return !need_any || (!(perms & MAP_PERM_WRITE) && (perms & need_any));
+}
+
+/* Whether a line's permissions say it can be left out without parsing the rest: it is
+ * writable, or has none of need_any. A line whose permissions are not where they belong is
+ * never left out here: parse_line() judges it (and counts it if malformed). */
+static bool line_unwanted(const char *p, const char *eol, unsigned need_any)
+{
+	size_t n = (size_t)(eol - p);
+	const char *sp = memchr(p, ' ', MIN(n, (size_t)PERMS_AT_MOST));
+	unsigned perms;
+
+	if (!need_any || !sp)
+		return false;
+	sp++;
+	if (!parse_perms(&sp, eol, &perms))
+		return false;
+	return !perms_wanted(perms, need_any);
+}
+
+static int parse_lines(const char *buf, size_t len, unsigned need_any, map_entry_fn fn,
+		       void *userdata, unsigned *n_malformed)
 {
 	/* One buffer for the whole walk: no allocation per line. */
 	char name_buf[NAME_MAX_BYTES + 1];
@@ -243,7 +277,17 @@ int maps_parse_buf(const char *buf, size_t len, map_entry_fn fn, void *userdata,
 		const char *eol = nl ? nl : end;
 		struct map_entry e;
 
+		if (line_unwanted(p, eol, need_any)) {
+			p = nl ? nl + 1 : end;
+			continue;
+		}
 		if (parse_line(p, eol, name_buf, &e)) {
+			/* Perms too far in for line_unwanted() (zeros before an address) are
+			 * tested here, so that fn sees the same entries either way. */
+			if (!perms_wanted(e.perms, need_any)) {
+				p = nl ? nl + 1 : end;
+				continue;
+			}
 			r = fn(&e, userdata);
 			if (r != 0)
 				break;
@@ -256,6 +300,18 @@ out:
 	if (n_malformed)
 		*n_malformed = bad;
 	return r;
+}
+
+int maps_parse_buf(const char *buf, size_t len, map_entry_fn fn, void *userdata,
+		   unsigned *n_malformed)
+{
+	return parse_lines(buf, len, 0, fn, userdata, n_malformed);
+}
+
+int maps_parse_buf_only(const char *buf, size_t len, unsigned need_any, map_entry_fn fn,
+			void *userdata, unsigned *n_malformed)
+{
+	return parse_lines(buf, len, need_any, fn, userdata, n_malformed);
 }
 
 /* ---- the text in pieces ---- */
@@ -311,7 +367,7 @@ int maps_stream_feed(struct maps_stream *s, size_t n, map_entry_fn fn, void *use
 		return 0;
 	}
 	size_t whole = (size_t)(last + 1 - s->buf);
-	int r = maps_parse_buf(s->buf, whole, fn, userdata, &bad);
+	int r = parse_lines(s->buf, whole, s->need_any, fn, userdata, &bad);
 	count_bad(s, bad);
 	consume(s, whole);
 	return r;
@@ -323,7 +379,7 @@ int maps_stream_end(struct maps_stream *s, map_entry_fn fn, void *userdata)
 	int r = 0;
 
 	if (!s->skipping && s->len)
-		r = maps_parse_buf(s->buf, s->len, fn, userdata, &bad);
+		r = parse_lines(s->buf, s->len, s->need_any, fn, userdata, &bad);
 	count_bad(s, bad);
 	s->len = 0;
 	s->skipping = false;

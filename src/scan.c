@@ -407,6 +407,8 @@ static int read_mappings(struct scan_one *o)
 		return -ENOMEM;
 	struct maps_stream ms;
 	maps_stream_init(&ms, s->maps_buf, MAPS_READ_BYTES);
+	/* What map_entry_is_lockable() could take: the rest of the text is not even parsed. */
+	ms.need_any = MAP_PERM_EXEC | (o->c->cfg->read_only_data ? MAP_PERM_READ : 0);
 	int r = maps_read_fd(fd, &ms, on_mapping, o);
 	malformed = ms.malformed;
 	if (r == 0)

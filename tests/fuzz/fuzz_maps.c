@@ -57,6 +57,33 @@ static int sum_entry(const struct map_entry *e, void *userdata)
 	return 0;
 }
 
+/* maps_parse_buf_only: exactly the entries of the whole parse that pass its permission test, in
+ * order, and no more lines counted malformed. */
+struct only {
+	unsigned need_any;
+	struct sum sum;
+};
+
+static int sum_passing(const struct map_entry *e, void *userdata)
+{
+	struct only *o = userdata;
+	if (!(e->perms & MAP_PERM_WRITE) && (e->perms & o->need_any))
+		sum_entry(e, &o->sum);
+	return 0;
+}
+
+static void check_only(const char *buf, size_t size, unsigned need_any, unsigned all_bad)
+{
+	struct only want = { need_any, { 0, 0xcbf29ce484222325ull } };
+	struct sum got = want.sum;
+	unsigned bad;
+	maps_parse_buf(buf, size, sum_passing, &want, NULL);
+	if (maps_parse_buf_only(buf, size, need_any, sum_entry, &got, &bad) != 0)
+		abort();
+	if (got.entries != want.sum.entries || got.h != want.sum.h || bad > all_bad)
+		abort();
+}
+
 /* The reader in pieces (maps_stream) against the whole-text parser: a buffer of cap bytes (from
  * the input's first bytes, 1 to 1024) fed pieces whose sizes come from the input too. Each line
  * that fits (with its '\n', or the last one without) must come out as the whole-text parser
@@ -122,6 +149,8 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 	if (w.entries + bad != lines)
 		abort();
 
+	check_only(buf, size, MAP_PERM_EXEC, bad);
+	check_only(buf, size, MAP_PERM_EXEC | MAP_PERM_READ, bad);
 	/* A callback's non-zero return stops the walk and is returned. */
 	if (w.entries) {
 		struct walk s = { .stop_after = 1 };

@@ -694,9 +694,10 @@ static void test_prefixes(const char *path)
 
 /* ---- the text in pieces (maps_stream) ---- */
 
-/* Streams buf through a buffer of cap bytes, piece bytes (at most) at a time. */
-static int stream_parse(const char *buf, size_t len, size_t cap, size_t piece, struct collect *c,
-			unsigned *bad)
+/* Streams buf through a buffer of cap bytes, piece bytes (at most) at a time, leaving out the
+ * lines need_any does (0: none). */
+static int stream_parse_only(const char *buf, size_t len, size_t cap, size_t piece,
+			     unsigned need_any, struct collect *c, unsigned *bad)
 {
 	char *space = xrealloc(NULL, cap);
 	struct maps_stream ms;
@@ -704,6 +705,7 @@ static int stream_parse(const char *buf, size_t len, size_t cap, size_t piece, s
 	int r = 0;
 
 	maps_stream_init(&ms, space, cap);
+	ms.need_any = need_any;
 	while (pos < len && r == 0) {
 		size_t room;
 		char *at = maps_stream_space(&ms, &room);
@@ -717,6 +719,12 @@ static int stream_parse(const char *buf, size_t len, size_t cap, size_t piece, s
 	*bad = ms.malformed;
 	free(space);
 	return r;
+}
+
+static int stream_parse(const char *buf, size_t len, size_t cap, size_t piece, struct collect *c,
+			unsigned *bad)
+{
+	return stream_parse_only(buf, len, cap, piece, 0, c, bad);
 }
 
 static size_t longest_line(const char *buf, size_t len)
@@ -834,6 +842,126 @@ static void test_stream(void)
 		test_stream_fixture(g.gl_pathv[i]);
 	globfree(&g);
 	test_stream_long_line();
+}
+
+/* ---- leaving lines out by their permissions (maps_parse_buf_only, maps_stream.need_any) ---- */
+
+static bool passes(const struct map_entry *e, unsigned need_any)
+{
+	return !need_any || (!(e->perms & MAP_PERM_WRITE) && (e->perms & need_any));
+}
+
+/* The entries of text that pass need_any, by the whole-text parser, the filtering one and the
+ * stream at several buffer sizes and piece sizes: the same entries, in the same order. Returns
+ * the malformed count of the filtering parser. */
+static unsigned check_only(const char *what, const char *buf, size_t len, unsigned need_any)
+{
+	struct collect full = { 0 }, only = { 0 };
+	unsigned full_bad = 0, only_bad = 0;
+	size_t kept = 0, mismatches = 0, runs = 0;
+
+	maps_parse_buf(buf, len, collect_fn, &full, &full_bad);
+	maps_parse_buf_only(buf, len, need_any, collect_fn, &only, &only_bad);
+	bool same = true;
+	for (size_t i = 0; i < full.n; i++) {
+		if (!passes(&full.v[i].e, need_any))
+			continue;
+		same = same && kept < only.n && entry_eq(&full.v[i].e, &only.v[kept].e);
+		kept++;
+	}
+	CHECK(same && kept == only.n && only_bad <= full_bad,
+	      "%s, need_any %#x: the entries of the whole parse that pass (%zu), no more (got %zu); "
+	      "malformed %u <= %u", what, need_any, kept, only.n, only_bad, full_bad);
+	size_t caps[] = { longest_line(buf, len) + 2, 4096, MAPS_LINE_MAX };
+	size_t pieces[] = { 1, 2, 5, 33, 34, 35, 100, 4095, 65536 };
+	for (size_t i = 0; i < sizeof(caps) / sizeof(caps[0]); i++) {
+		for (size_t k = 0; k < sizeof(pieces) / sizeof(pieces[0]); k++) {
+			struct collect c = { 0 };
+			unsigned bad;
+			/* A line longer than the buffer is dropped and counted by the stream alone. */
+			bool fits = caps[i] > longest_line(buf, len);
+			bool ok = stream_parse_only(buf, len, caps[i], pieces[k], need_any, &c, &bad) == 0 &&
+				  (!fits || (c.n == only.n && bad == only_bad));
+			for (size_t e = 0; ok && fits && e < c.n; e++)
+				ok = entry_eq(&c.v[e].e, &only.v[e].e);
+			mismatches += !ok;
+			runs++;
+			collect_free(&c);
+		}
+	}
+	CHECK(mismatches == 0, "%s, need_any %#x: in pieces through a fixed buffer, %zu ways: as the "
+	      "whole (%zu mismatches)", what, need_any, runs, mismatches);
+	collect_free(&full);
+	collect_free(&only);
+	return only_bad;
+}
+
+static void test_only(void)
+{
+	static const unsigned needs[] = { 0, MAP_PERM_EXEC, MAP_PERM_EXEC | MAP_PERM_READ,
+					  MAP_PERM_READ, MAP_PERM_SHARED };
+	glob_t g;
+
+	if (glob(FIXTURE_DIR "/*.maps", 0, NULL, &g) == 0) {
+		for (size_t i = 0; i < g.gl_pathc; i++) {
+			char *buf;
+			size_t len;
+			if (read_all(g.gl_pathv[i], &buf, &len) < 0)
+				continue;
+			for (size_t k = 0; k < sizeof(needs) / sizeof(needs[0]); k++)
+				check_only(g.gl_pathv[i], buf, len, needs[k]);
+			free(buf);
+		}
+		globfree(&g);
+	} else {
+		CHECK(false, "fixtures in " FIXTURE_DIR);
+	}
+
+	/* Lines the permission test reads wrongly if it is careless: it must leave out only what it
+	 * can tell apart, and what it cannot (no space in the first 34 bytes, no perms, perms cut
+	 * short or misspelt) goes to the full parser, which counts the bad ones. */
+	static const char hostile[] =
+		"00400000-00401000 r-xp 00000000 08:01 42 /bin/code\n"
+		"00401000-00402000 rw-p zz garbage after writable perms\n"
+		"00402000-00403000 ---p zz\n"
+		"00403000-00404000 r--p 00000000 08:01 42 /bin/data\n"
+		"00404000-00405000 r--p 00000000 08:01\n"      /* a candidate cut short: malformed */
+		"00405000-00406000 r-x\n"                       /* perms cut short: malformed */
+		"00405000-00406000 r-xq 00000000 08:01 42 /x\n" /* misspelt: malformed */
+		"0000000000000000000000000000000400000-00401000 r-xp 00000000 08:01 42 /long\n"
+		"0000000000000000000000000000000500000-00501000 r--p 00000000 08:01 42 /longdata\n"
+		"00406000-00407000\n"                     /* no perms: malformed */
+		"\n"                                       /* empty: malformed */
+		" r-xp\n"                                  /* space first: malformed */
+		"00407000-00408000 rw-s 00000000 00:05 7 /dev/zero\n"
+		"00408000-00409000 --xp 00000000 08:01 43 /bin/execonly\n"
+		"00409000-0040a000 r-xp 00000000 08:01 44 /bin/last-without-newline";
+	unsigned bad_all = check_only("hostile lines", hostile, sizeof(hostile) - 1, 0);
+	unsigned bad_code = check_only("hostile lines", hostile, sizeof(hostile) - 1, MAP_PERM_EXEC);
+	unsigned bad_data =
+		check_only("hostile lines", hostile, sizeof(hostile) - 1, MAP_PERM_EXEC | MAP_PERM_READ);
+	CHECK(bad_all == 8 && bad_code == 5 && bad_data == 6,
+	      "hostile lines: 8 malformed of all (got %u); 5 when only code is wanted (got %u): the "
+	      "rw-p and ---p garbage and the r--p line cut short are left out unread; 6 with data "
+	      "(got %u): the r--p one is read", bad_all, bad_code, bad_data);
+
+	/* A huge line (a name far longer than any buffer) among good ones, left out or not. */
+	size_t name = 2 * MAPS_LINE_MAX, len = 0;
+	char *buf = xrealloc(NULL, name + 256);
+	len += (size_t)sprintf(buf + len, "00400000-00401000 r-xp 00000000 08:01 42 /bin/a\n");
+	len += (size_t)sprintf(buf + len, "00401000-00402000 rw-p 00000000 08:01 42 /");
+	memset(buf + len, 'w', name);
+	len += name;
+	len += (size_t)sprintf(buf + len, "\n00402000-00403000 r-xp 00000000 08:01 42 /bin/b\n");
+	struct collect c = { 0 };
+	unsigned bad = 0;
+	int r = stream_parse_only(buf, len, MAPS_LINE_MAX, 4096, MAP_PERM_EXEC, &c, &bad);
+	CHECK(r == 0 && c.n == 2 && bad == 1, "a writable line of %zu bytes through a %u-byte buffer: "
+	      "dropped, counted once as too long (%u); the lines around it kept (%zu)", name,
+	      MAPS_LINE_MAX, bad, c.n);
+	collect_free(&c);
+	check_only("a huge writable line", buf, len, MAP_PERM_EXEC);
+	free(buf);
 }
 
 /* ---- golden files ---- */
@@ -1366,6 +1494,7 @@ int main(int argc, char **argv)
 	test_walk_control();
 	test_golden();
 	test_stream();
+	test_only();
 	test_fixture_facts();
 	test_live();
 	test_live_memfd();
