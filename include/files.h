@@ -49,6 +49,7 @@ struct lfile {
 	int64_t mtime_ns, ctime_ns;
 	bool opened_once, eligible, always, deleted_only;
 	bool as_code, as_data; /* mapped as code (executable), as read-only data */
+	uint16_t path_len;     /* strlen(path), at most UINT16_MAX (names from maps are shorter) */
 	int open_errno, lock_errno;
 	enum file_reason reason;
 	uid_t uid;   /* owner and mode when last checked before an open (`owners`) */

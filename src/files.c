@@ -120,7 +120,9 @@ int64_t file_table_get(struct file_table *t, uint64_t dev, uint64_t ino, const c
 		return s;
 	}
 	struct lfile *f = &t->slots[s];
+	size_t n = strlen(p);
 	*f = (struct lfile){ .dev = dev, .ino = ino, .path = p, .fd = -1, .in_use = true };
+	f->path_len = n < UINT16_MAX ? (uint16_t)n : UINT16_MAX;
 	uint32_t h = hash_id(dev, ino) & (t->nbuckets - 1);
 	f->hash_next = t->buckets[h];
 	t->buckets[h] = (uint32_t)s + 1;

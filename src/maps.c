@@ -74,10 +74,10 @@ _Static_assert(sizeof(struct procmap_query) == 104, "struct procmap_query layout
 /* Each hex digit's value + 1; 0 for anything else. A table: parse_hex() runs five times a line,
  * and was the daemon's costliest function of its own in a full pass. */
 static const uint8_t hex_digit[256] = {
-	['0'] = 1,   ['1'] = 2,	  ['2'] = 3,   ['3'] = 4,   ['4'] = 5,	 ['5'] = 6,   ['6'] = 7,
-	['7'] = 8,   ['8'] = 9,	  ['9'] = 10,  ['a'] = 11,  ['b'] = 12,	 ['c'] = 13,  ['d'] = 14,
-	['e'] = 15,  ['f'] = 16,  ['A'] = 11,  ['B'] = 12,  ['C'] = 13,	 ['D'] = 14,  ['E'] = 15,
-	['F'] = 16,
+	['0'] = 1,  ['1'] = 2,  ['2'] = 3,  ['3'] = 4,  ['4'] = 5,  ['5'] = 6,
+	['6'] = 7,  ['7'] = 8,  ['8'] = 9,  ['9'] = 10, ['a'] = 11, ['b'] = 12,
+	['c'] = 13, ['d'] = 14, ['e'] = 15, ['f'] = 16, ['A'] = 11, ['B'] = 12,
+	['C'] = 13, ['D'] = 14, ['E'] = 15, ['F'] = 16,
 };
 
 static bool hex_value(char c, unsigned *v)

@@ -44,6 +44,11 @@ struct scan_one {
 	size_t name_bytes; /* of the files listed for it */
 	bool same;         /* its stat (start time, vsize, faults) is as at its last read */
 	uint64_t pm_prev;  /* its pm_seq before this read */
+	/* The file of the mapping before: a library's three or four lockable mappings come one
+	 * after the other, and the table's hash need not be asked again. (Slots stay valid for the
+	 * whole scan: files leave the table only in the lock stage.) */
+	uint64_t prev_dev, prev_ino;
+	int64_t prev_slot; /* -1: none yet */
 };
 #define PM_FD_UNOPENED (-1)
 #define PM_FD_DENIED (-2) /* not ours to read: its mappings count as used whole */
@@ -256,7 +261,7 @@ static int add_pmap(struct scan_one *o, bool with_range, struct lfile *f, uint32
 			return 0;
 		}
 	}
-	size_t name_len = first ? strlen(f->path) : 0;
+	size_t name_len = first ? f->path_len : 0;
 	if (p->nmaps >= PROC_MAX_ENTRIES || name_len > PROC_NAME_BYTES - o->name_bytes) {
 		note_capped(o);
 		return 0;
@@ -284,17 +289,27 @@ static int add_pmap(struct scan_one *o, bool with_range, struct lfile *f, uint32
 
 #define SLOT_SKIPPED (-ENOENT)
 
+static int64_t remember_slot(struct scan_one *o, uint64_t dev, uint64_t ino, int64_t slot)
+{
+	o->prev_dev = dev;
+	o->prev_ino = ino;
+	o->prev_slot = slot;
+	return slot;
+}
+
 /* The slot of the file e maps: found, or added while the process is within its limits; a lazy
  * PROCMAP_QUERY entry without a name gets MAPS_NEED_NAME. SLOT_SKIPPED: over the limits. */
 static int64_t mapping_slot(struct scan_one *o, const struct map_entry *e, bool *created)
 {
 	struct file_table *t = &o->ls->files;
 	uint64_t dev = makedev(e->dev_major, e->dev_minor);
-	int64_t slot = file_table_find(t, dev, e->inode);
+	int64_t slot = o->prev_slot >= 0 && o->prev_dev == dev && o->prev_ino == e->inode
+			       ? o->prev_slot
+			       : file_table_find(t, dev, e->inode);
 
 	*created = false;
 	if (slot >= 0)
-		return slot;
+		return remember_slot(o, dev, e->inode, slot);
 	/* Not even added to the table when the process could not list it (add_pmap). */
 	if (o->p->nmaps >= PROC_MAX_ENTRIES ||
 	    (e->path && e->path_len > PROC_NAME_BYTES - o->name_bytes)) {
@@ -304,7 +319,8 @@ static int64_t mapping_slot(struct scan_one *o, const struct map_entry *e, bool 
 	if (!e->path)
 		/* Without its name (PROCMAP_QUERY, lazily): enough for a file already known. */
 		return MAPS_NEED_NAME;
-	return file_table_get(t, dev, e->inode, e->path, created);
+	slot = file_table_get(t, dev, e->inode, e->path, created);
+	return slot >= 0 ? remember_slot(o, dev, e->inode, slot) : slot;
 }
 
 static int on_mapping(const struct map_entry *e, void *userdata)
@@ -618,7 +634,8 @@ int scan_processes(struct scan *s, struct lockset *ls, struct pass_ctx *c)
 			n++;
 			continue;
 		}
-		struct scan_one o = { .s = s, .ls = ls, .c = c, .p = p, .pm_fd = PM_FD_UNOPENED };
+		struct scan_one o = { .s = s, .ls = ls, .c = c, .p = p, .pm_fd = PM_FD_UNOPENED,
+				      .prev_slot = -1 };
 		r = scan_pid(&o);
 		if (o.pm_fd >= 0)
 			close(o.pm_fd);
