@@ -533,6 +533,7 @@ static void proc_free(struct proc *p)
 	p->slots = NULL;
 	p->ranges = NULL;
 	p->nmaps = 0;
+	p->pm_seq = 0; /* no cache, no base for skipping pagemap reads */
 }
 
 static int cmp_pid(const void *a, const void *b)
