@@ -81,6 +81,10 @@ try:
     ok(rss <= MiB + 64 * PAGE, f"only the used half is locked ({rss // 1024} KiB)")
     eq(passes(dm.log()), [1], "no pass besides the first ran meanwhile")
     ok(re.search(r"new processes: [1-9]\d* read", dm.log()), "the check says at debug what it read")
+    # The status file is written after the locking that smaps showed: wait for it.
+    t0 = time.monotonic()
+    while dm.status_json()["new_processes"]["read"] < 1 and time.monotonic() - t0 < 10:
+        time.sleep(0.1)
     read0 = dm.status_json()["new_processes"]
     ok(read0["read"] >= 1 and read0["check_usec"] == 200000,
        f"the status file: {read0} (check_usec 200000, read >= 1)")
