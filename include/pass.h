@@ -51,6 +51,7 @@ struct pass_ctx {
 	uint64_t now_ticks;        /* CLOCK_BOOTTIME in clock ticks, as /proc/PID/stat's starttime */
 	uint64_t new_min_age_ticks;
 	uint64_t young_ticks;      /* a process this young is read again when it changed */
+	uint32_t new_max_reads;    /* at most this many processes read by one such check */
 	bool dry_run;   /* plan only: lock and unlock nothing */
 	bool watch;     /* locked files get inotify watches (from the second pass on) */
 	struct pass_stats stats;

@@ -290,6 +290,9 @@ static uint64_t cpu_usec(void)
 /* Until this age a process changes as it starts up (libraries, plugins, data files opened as
  * it goes): checks read it again when its address space or fault count changed. */
 #define YOUNG_USEC (10 * UINT64_C(1000000))
+/* A check reads at most this many processes (about 13 ms of CPU for ordinary ones); the others
+ * wait for the next check, a second later. */
+#define NEW_MAX_READS 64
 
 static uint64_t usec_to_ticks(uint64_t usec)
 {
@@ -304,6 +307,7 @@ static void set_ages(struct pass_ctx *c)
 	c->now_ticks = usec_to_ticks(now_usec(CLOCK_BOOTTIME));
 	c->new_min_age_ticks = usec_to_ticks(NEW_MIN_AGE_USEC);
 	c->young_ticks = usec_to_ticks(YOUNG_USEC);
+	c->new_max_reads = NEW_MAX_READS;
 }
 
 /* The last PID the kernel gave out in our PID namespace (the last field of /proc/loadavg), or 0
@@ -417,14 +421,13 @@ static void daemon_check_new(struct daemon *d)
 	if (!c.stats.procs_read && files0 == d->ls.locked_files && bytes0 == d->ls.locked_bytes)
 		return;
 	char locked[32];
-	log_debug("new processes: %u read (%u too young yet), %u files, %s locked, %u us CPU",
+	log_debug("new processes: %u read (%u left for the next check), %u files, %s locked, %u us CPU",
 		  c.stats.procs_read, d->scan.new_waiting, d->ls.locked_files,
 		  format_bytes(locked, sizeof(locked), d->ls.locked_bytes),
 		  (unsigned)(cpu_usec() - cpu0));
-	if (files0 != d->ls.locked_files || bytes0 != d->ls.locked_bytes) {
-		write_status(d);
+	write_status(d); /* at most once a check, and only when it read or locked something */
+	if (files0 != d->ls.locked_files || bytes0 != d->ls.locked_bytes)
 		notify_status(d, false);
-	}
 	save_state(d, false);
 }
 

@@ -506,6 +506,18 @@ static int scan_pid(struct scan_one *o)
 		o->s->new_waiting++;
 		return SCAN_KEEP;
 	}
+	/* And it reads at most new_max_reads processes: whoever starts processes by the thousand
+	 * gets them read a few dozen at a time, not the daemon's whole core. The rest wait for the
+	 * next check: a new one stays unread, a young one that changed is kept as it was read
+	 * last (so its change shows again). */
+	if (o->c->new_only && o->c->stats.procs_read >= o->c->new_max_reads) {
+		if (p->starttime != st.starttime) {
+			proc_free(p);
+			p->starttime = UINT64_MAX;
+		}
+		o->s->new_waiting++;
+		return SCAN_KEEP;
+	}
 
 	o->c->stats.procs_read++;
 	p->critical = proc_is_critical(o, st.comm);

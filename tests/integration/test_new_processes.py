@@ -8,6 +8,7 @@ smaps (what the kernel holds locked), with the interval far away (60 s).
 - A process that lives less than half a second is never read (a busy machine's compilers).
 - A young process (under 10 s) that maps another file as it starts up gets that file locked
   too; one older than that waits for the next pass (SIGUSR1 here).
+- 150 processes started at once are read 64 at most per check, all within a few checks.
 - Without /proc/loadavg (which tells whether anything forked since the last check) every check
   lists /proc instead, and still finds new programs.
 - The status file counts what the checks read; interval = 0 or new_process_check = 0: none."""
@@ -117,6 +118,25 @@ try:
     ok(dm.rescan(), "SIGUSR1")
     ok(wait_locked(dm.pid, st["old2"], 2 * MiB, 10) is not None, "old: the pass locks its file")
     eq(passes(dm.log())[-1], 2, "that was pass 2: the checks were no passes")
+
+    # 150 processes at once: read at most 64 per check, and all of them within a few checks.
+    before = dm.status_json()["new_processes"]["read"]
+    nlines = len(re.findall(r"new processes: \d+ read", dm.log()))
+    crowd = [subprocess.Popen(["sleep", "600"]) for _ in range(150)]
+    try:
+        t0 = time.monotonic()
+        while (dm.status_json()["new_processes"]["read"] - before < 150 and
+               time.monotonic() - t0 < 20):
+            time.sleep(0.2)
+        got = dm.status_json()["new_processes"]["read"] - before
+        ok(got >= 150, f"150 processes started at once: {got} read by the checks")
+        per = [int(x) for x in re.findall(r"new processes: (\d+) read", dm.log())[nlines:]]
+        ok(per and max(per) <= 64 and len(per) >= 3,
+           f"at most 64 a check, the rest at the next ones: {per}")
+    finally:
+        for c in crowd:
+            c.kill()
+            c.wait()
     ok(dm.stop() == 0, "SIGTERM exits 0")
     dm = None
     for m in mappers:
