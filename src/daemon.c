@@ -375,7 +375,8 @@ static void daemon_pass(struct daemon *d, const char *kind)
 /* Between passes, every new_process_check: the processes started since the last look are
  * read and their files locked at once, so that a program started a moment before memory runs
  * short is protected as well as one that ran before the last pass. Only new and young
- * processes are looked at (a check that finds nothing new costs one listing of /proc); it is
+ * processes are looked at (when nothing forked and nobody is young, one read of /proc/loadavg
+ * is all it costs); it is
  * not a pass: the pass number stays (keep counts passes), nothing expires, and it logs at
  * debug only. */
 static void daemon_check_new(struct daemon *d)
