@@ -25,6 +25,7 @@ struct proc {
 	/* The read (struct scan's pm_seq) whose pagemap lookups of its every mapping completed, 0
 	 * if the last read did not: the base for skipping them while it is unchanged. */
 	uint64_t pm_seq;
+	int stat_fd;           /* its /proc/PID/stat kept open for the next pass, or -1 */
 	uint32_t *slots;       /* the file of each executable mapping */
 	struct prange *ranges; /* NULL unless `mapped` */
 };
@@ -34,6 +35,9 @@ struct pm_req {
 	uint64_t vpage, npages; /* virtual page number and count */
 	uint32_t slot, pgoff;   /* file and its page offset */
 };
+
+/* /proc/PID/stat descriptors kept open from pass to pass at most (see read_proc_stat()). */
+#define SCAN_STAT_FDS_MAX 1024
 
 struct scan {
 	pid_t self_pid;    /* never scanned */
@@ -46,6 +50,7 @@ struct scan {
 	int use_query;      /* PROCMAP_QUERY: 1 yes, 0 no, -1 untried */
 	uint32_t read_seq;  /* processes read: a file's scan_mark lists it once per read */
 	uint64_t pm_seq;    /* likewise, never wrapping: struct proc's and struct lfile's pm_* */
+	uint32_t stat_fds, stat_fds_max; /* /proc/PID/stat descriptors kept, and how many may be */
 	/* Scratch, reused from process to process. */
 	struct buf buf; /* /proc/PID/cgroup */
 	char *maps_buf; /* MAPS_READ_BYTES: /proc/PID/maps, a piece at a time */

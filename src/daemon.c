@@ -67,14 +67,19 @@ uint64_t daemon_budget(const struct daemon *d)
 	return compute_budget(&d->cfg, memtotal_bytes(), d->ls.page);
 }
 
-/* Descriptors files may hold: all but a reserve for reading /proc, sd-event and the journal. */
+/* Descriptors files may hold: all but a reserve for reading /proc, sd-event and the journal,
+ * and the /proc/PID/stat descriptors the scan keeps (an eighth of the rest, SCAN_STAT_FDS_MAX
+ * at most). */
 static void update_fd_budget(struct daemon *d)
 {
 	struct rlimit rl;
+	uint64_t avail;
 	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY)
-		d->ls.fd_budget = 1u << 20;
+		avail = UINT64_MAX;
 	else
-		d->ls.fd_budget = rl.rlim_cur > 64 ? (uint32_t)MIN(rl.rlim_cur - 64, 1u << 20) : 0;
+		avail = rl.rlim_cur > 64 ? rl.rlim_cur - 64 : 0;
+	d->scan.stat_fds_max = (uint32_t)MIN(avail / 8, (uint64_t)SCAN_STAT_FDS_MAX);
+	d->ls.fd_budget = (uint32_t)MIN(avail - d->scan.stat_fds_max, (uint64_t)1 << 20);
 }
 
 int daemon_init(struct daemon *d, struct config *cfg, const char *config_path, bool dry_run)

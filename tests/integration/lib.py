@@ -172,6 +172,24 @@ def fd_count(pid):
     return len(os.listdir(f"/proc/{pid}/fd"))
 
 
+def stat_fd_pids(pid):
+    """The pids whose /proc/PID/stat the process `pid` keeps open (the daemon keeps one per
+    process, within a cap, from pass to pass)."""
+    out = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            m = re.fullmatch(r"/proc/(\d+)/stat", os.readlink(f"/proc/{pid}/fd/{fd}"))
+        except OSError:
+            continue
+        if m:
+            out.add(int(m.group(1)))
+    return out
+
+
+def live_pids():
+    return {int(x) for x in os.listdir("/proc") if x.isdigit()}
+
+
 def vmlck(pid):
     with open(f"/proc/{pid}/status") as f:
         for line in f:

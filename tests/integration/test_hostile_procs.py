@@ -17,8 +17,8 @@ import time
 
 from hostile import (RSS_ALLOWANCE, SANITIZER, SLOW, Helper, count_processes, heap_in_use, helper,
                      read_int, usage, warnings)
-from lib import (MiB, PAGE, Daemon, Mapper, done, eq, locked_by_inode, make_file, ok, smaps_locked,
-                 workdir)
+from lib import (MiB, PAGE, Daemon, Mapper, done, eq, live_pids, locked_by_inode, make_file, ok,
+                 smaps_locked, stat_fd_pids, workdir)
 
 NPROCS = 5000
 NMAPS = 60000
@@ -58,7 +58,10 @@ def pids_cgroup_room():
 
 
 def check_bounds(label, u, budget, nlocked):
-    ok(u["fds"] <= 16 + nlocked, f"{label}: {u['fds']} descriptors (<= 16 + {nlocked} locked files)")
+    ok(u["other_fds"] <= 16 + nlocked,
+       f"{label}: {u['other_fds']} descriptors (<= 16 + {nlocked} locked files), and "
+       f"{u['stat_fds']} of /proc/PID/stat")
+    ok(u["stat_fds"] <= 1024, f"{label}: at most 1024 /proc/PID/stat kept open ({u['stat_fds']})")
     ok(u["RssAnon"] <= RSS_ALLOWANCE,
        f"{label}: RssAnon {u['RssAnon'] / MiB:.1f} MiB (<= {RSS_ALLOWANCE // MiB} MiB)")
     _, locked = smaps_locked(dm.pid, d + "/")
@@ -220,18 +223,22 @@ try:
        f"(want >= {0.6 * 10 * elapsed / SLOW:.0f})")
     eq(over, [], f"churn: locked bytes never above the budget ({budget // MiB} MiB) in smaps")
     if samples:
-        max_fds = max(s["fds"] for s in samples)
+        max_fds = max(s["other_fds"] for s in samples)
+        max_stat = max(s["stat_fds"] for s in samples)
         max_vmlck = max(s["VmLck"] for s in samples)
         max_locked = max(s["locked"] for s in samples)
         third = max(1, len(samples) // 3)
         rss_first = max(s["RssAnon"] for s in samples[:third])
         rss_last = max(s["RssAnon"] for s in samples[-third:])
-        note(f"churn: fds {base['fds']} before, peak {max_fds}; RssAnon {base['RssAnon'] / MiB:.2f} "
+        note(f"churn: fds {base['other_fds']} before, peak {max_fds} (and of /proc/PID/stat: "
+             f"{base['stat_fds']} before, peak {max_stat}); RssAnon {base['RssAnon'] / MiB:.2f} "
              f"MiB before, peak {rss_first / MiB:.2f} MiB in the first third, "
              f"{rss_last / MiB:.2f} MiB in the last; locked peak {max_locked / MiB:.2f} MiB; "
              f"VmLck peak {max_vmlck / MiB:.2f} MiB")
-        ok(max_fds <= base["fds"] + len(libs) + 4,
-           f"churn: descriptors peaked at {max_fds} (<= {base['fds']} + {len(libs)} files + 4)")
+        ok(max_fds <= base["other_fds"] + len(libs) + 4,
+           f"churn: descriptors peaked at {max_fds} (<= {base['other_fds']} + {len(libs)} files + "
+           f"4), besides /proc/PID/stat")
+        ok(max_stat <= 1024, f"churn: /proc/PID/stat kept open peaked at {max_stat} (<= 1024)")
         if SANITIZER == "asan":
             # RssAnon holds ASan's quarantine of freed blocks, which fills up over time; leaks
             # are LSan's to find, at exit (the daemon then exits 23, not 0).
@@ -263,7 +270,10 @@ try:
     locked = {e["path"] for e in dm.status_json()["locked"]}
     eq(locked, {libs[0], libs[1]}, "churn: after it only the two long-lived helpers' files are locked")
     u = usage(dm.pid)
-    ok(u["fds"] <= base["fds"] + 1, f"churn: descriptors back to {u['fds']} (from {base['fds']})")
+    ok(u["other_fds"] <= base["other_fds"] + 1,
+       f"churn: descriptors back to {u['other_fds']} (from {base['other_fds']})")
+    gone = stat_fd_pids(dm.pid) - live_pids()
+    eq(sorted(gone), [], "churn: no /proc/PID/stat of a process that is gone stays open")
     eq(dm.stop(), 0, "churn: SIGTERM exits 0")
     log = dm.log()
     ok("accounting mismatch" not in log and "budget exceeded" not in log,

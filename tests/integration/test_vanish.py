@@ -3,15 +3,22 @@
 keeps starting short-lived processes (sleep, and helpers that map one of the test files for a
 few ms under `timeout`), at least 200 of them, while 30 SIGUSR1 rescans run. The daemon answers
 every rescan, stays alive, exits 0 at SIGTERM; its descriptors stay bounded (< 100 + the files it
-holds locked) and come back to where they started when the churn is over (no leak), and it
+holds locked, besides one /proc/PID/stat per live process) and come back to where they started
+when the churn is over (no leak; no stat of a process that is gone stays open), and it
 treats the vanishing processes as normal (no "unreadable process data" warning)."""
 import os
 import shutil
 import subprocess
 import time
 
-from lib import (MAPPER, MiB, Daemon, done, eq, fd_count, locked_mappings, make_file, ok,
-                 smaps_locked, workdir)
+from lib import (MAPPER, MiB, Daemon, done, eq, fd_count, live_pids, locked_mappings, make_file,
+                 ok, smaps_locked, stat_fd_pids, workdir)
+
+
+def other_fds(pid):
+    """Descriptors but the /proc/PID/stat kept open, which follow the processes alive."""
+    return fd_count(pid) - len(stat_fd_pids(pid))
+
 
 CHURN = r"""
 n=0
@@ -37,7 +44,7 @@ try:
                    f"keep = 0\n")
     ok(dm.wait_ready(), "READY=1", dm.log())
     time.sleep(0.3)  # sd_notify()'s socket lives a moment after READY=1 arrives
-    fds_before = fd_count(dm.pid)
+    fds_before = other_fds(dm.pid)
     stop = os.path.join(d, "stop")
     churn = subprocess.Popen(["bash", "-c", CHURN],
                              env=dict(os.environ, STOP=stop, MAPPER=MAPPER, DIR=d))
@@ -52,7 +59,7 @@ try:
             answered += 1
         if not dm.alive():
             break
-        fds = fd_count(dm.pid)
+        fds = other_fds(dm.pid)
         nlocked = len({x["inode"] for x in locked_mappings(dm.pid) if x["path"].startswith(d)})
         locked_seen = max(locked_seen, nlocked)
         max_fds = max(max_fds, fds)
@@ -73,7 +80,9 @@ try:
     ok(dm.rescan(10), "a rescan after the churn")
     eq(smaps_locked(dm.pid, d + "/"), (0, 0), "keep = 0: nothing of the gone helpers stays locked")
     time.sleep(0.3)
-    eq(fd_count(dm.pid), fds_before, "descriptors are back to where they started (no leak)")
+    eq(other_fds(dm.pid), fds_before, "descriptors are back to where they started (no leak)")
+    eq(sorted(stat_fd_pids(dm.pid) - live_pids()), [],
+       "no /proc/PID/stat of a process that is gone stays open")
     log = dm.log()
     ok("unreadable process data" not in log, "vanishing processes are not reported as bad data",
        log)
