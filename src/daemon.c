@@ -267,6 +267,13 @@ static void save_state(struct daemon *d, bool at_exit)
 				  d->cfg.state_file);
 }
 
+/* How often new processes are looked for, 0 for never: no periodic scans at all (interval = 0)
+ * means no checks either. */
+static uint64_t new_check_every(const struct daemon *d)
+{
+	return d->cfg.interval_usec ? d->cfg.new_process_check_usec : 0;
+}
+
 static void write_status(struct daemon *d)
 {
 	struct status_info si = { .pid = getpid(), .pass = d->pass, .what = d->cfg.what,
@@ -276,7 +283,7 @@ static void write_status(struct daemon *d)
 				  .stats = &d->stats, .pressure_mode = psi_mode_name(d->psi.mode),
 				  .pressure_active = d->episode.active,
 				  .pressure_passes = d->pressure_passes,
-				  .new_check_usec = d->cfg.interval_usec ? d->cfg.new_process_check_usec : 0,
+				  .new_check_usec = new_check_every(d),
 				  .new_checks_read = d->new_checks_read };
 	int r = status_write(d->cfg.status_file, &d->ls.files, &si);
 	if (r < 0 && first_time(d, WARNED_STATUS))
@@ -330,12 +337,58 @@ static uint64_t read_last_pid(int proc_fd)
 	return pid;
 }
 
+/* What the daemon may use now: the budget (memory can be hot-added), the descriptors, the
+ * memory cgroups' limits. */
+static void refresh_limits(struct daemon *d)
+{
+	d->ls.budget_bytes = daemon_budget(d);
+	update_fd_budget(d);
+	memcg_refresh(&d->ls.memcg);
+}
+
+/* The stages a pass and a check for new processes share: scan, aggregate, lock, report. A pass
+ * says what went wrong as a warning; a check, which runs every second, at debug. A check that
+ * read nothing new stops after the scan, before anything costs more: it returns false then.
+ * *cpu_scan gets the CPU spent up to the end of the scan, from cpu0. */
+static bool scan_and_lock(struct daemon *d, struct pass_ctx *c, uint64_t cpu0, uint64_t *cpu_scan)
+{
+	int prio = c->new_only ? LOG_DEBUG : LOG_WARNING;
+
+	set_ages(c);
+	mounts_begin(&d->cfg, d->proc_fd);
+	if (!c->new_only)
+		refresh_limits(d);
+	int use_query = d->scan.use_query;
+	int r = scan_processes(&d->scan, &d->ls, c);
+	if (r < 0)
+		log_full(prio, NULL, r, "%s", c->new_only ? "check for new processes incomplete" :
+				     "scan incomplete, keeping what is locked");
+	if (use_query && !d->scan.use_query)
+		log_debug("PROCMAP_QUERY unsupported here, parsing maps as text");
+	if (c->new_only) {
+		if (!d->scan.procs_changed || c->stop)
+			return false;
+		refresh_limits(d);
+	}
+	scan_aggregate(&d->scan, &d->ls, c);
+	*cpu_scan = cpu_usec() - cpu0;
+	r = lock_pass(&d->ls, c, &d->runs);
+	if (r < 0)
+		log_full(prio, NULL, r, "%s", c->new_only ? "locking new processes' files incomplete" :
+				     "locking pass incomplete");
+#ifdef PRELOCKD_DEBUG
+	if (!d->dry_run && debug_verify_accounting(&d->ls) < 0)
+		abort();
+#endif
+	report_problems(d, &c->stats);
+	return true;
+}
+
 /* One pass: scan, then lock; then say what happened. kind is shown in the pass line: "" for a
  * pass by the timer, a signal or a reload, " (pressure)" for a pressure pass. */
 static void daemon_pass(struct daemon *d, const char *kind)
 {
-	uint64_t cpu0 = cpu_usec(), t0 = now_usec(CLOCK_MONOTONIC);
-	int r;
+	uint64_t cpu0 = cpu_usec(), t0 = now_usec(CLOCK_MONOTONIC), cpu_scan = 0;
 
 	d->pass++;
 	bool full = d->force_full || !d->last_full_usec || t0 - d->last_full_usec >= d->full_every_usec;
@@ -345,31 +398,11 @@ static void daemon_pass(struct daemon *d, const char *kind)
 			      .dry_run = d->dry_run, .watch = d->ready_sent, .full = full,
 			      .progress = d->dry_run ? NULL : on_progress, .progress_ud = d,
 			      .stats = { .lock_failed_slot = -1, .watch_failed_slot = -1 } };
-	set_ages(&c);
 	d->force_full = false;
-	mounts_begin(&d->cfg, d->proc_fd);
-	d->ls.budget_bytes = daemon_budget(d);
-	update_fd_budget(d);
-	memcg_refresh(&d->ls.memcg);
-	int use_query = d->scan.use_query;
-	r = scan_processes(&d->scan, &d->ls, &c);
-	if (r < 0)
-		log_warning_errno(r, "scan incomplete, keeping what is locked");
-	if (use_query && !d->scan.use_query)
-		log_debug("PROCMAP_QUERY unsupported here, parsing maps as text");
-	scan_aggregate(&d->scan, &d->ls, &c);
-	uint64_t cpu_scan = cpu_usec() - cpu0;
-	r = lock_pass(&d->ls, &c, &d->runs);
-	if (r < 0)
-		log_warning_errno(r, "locking pass incomplete");
+	scan_and_lock(d, &c, cpu0, &cpu_scan);
 	if (c.stop)
 		log_info("pass %u stopped early: the daemon is stopping", d->pass);
-#ifdef PRELOCKD_DEBUG
-	if (!d->dry_run && debug_verify_accounting(&d->ls) < 0)
-		abort();
-#endif
 	d->stats = c.stats;
-	report_problems(d, &d->stats);
 	if (d->dry_run)
 		return;
 	log_pass(d, kind, full, cpu_usec() - cpu0, cpu_scan, now_usec(CLOCK_MONOTONIC) - t0);
@@ -381,12 +414,11 @@ static void daemon_pass(struct daemon *d, const char *kind)
  * read and their files locked at once, so that a program started a moment before memory runs
  * short is protected as well as one that ran before the last pass. Only new and young
  * processes are looked at (when nothing forked and nobody is young, one read of /proc/loadavg
- * is all it costs); it is
- * not a pass: the pass number stays (keep counts passes), nothing expires, and it logs at
- * debug only. */
+ * is all it costs); it is not a pass: the pass number stays (keep counts passes), nothing
+ * expires, and it logs at debug only. */
 static void daemon_check_new(struct daemon *d)
 {
-	uint64_t cpu0 = cpu_usec();
+	uint64_t cpu0 = cpu_usec(), cpu_scan;
 	/* Nothing forked since the last look (the last PID given out is the same) and no process
 	 * young: nothing to do, for the price of one small read instead of a listing of /proc
 	 * (about 1 ms of CPU for 300 processes). */
@@ -402,27 +434,10 @@ static void daemon_check_new(struct daemon *d)
 			      .watch = true, .new_only = true,
 			      .progress = on_progress, .progress_ud = d,
 			      .stats = { .lock_failed_slot = -1, .watch_failed_slot = -1 } };
-	set_ages(&c);
-	mounts_begin(&d->cfg, d->proc_fd);
-	int r = scan_processes(&d->scan, &d->ls, &c);
-	if (r < 0)
-		log_debug_errno(r, "check for new processes incomplete");
-	if (!d->scan.procs_changed || c.stop)
-		return;
-	d->ls.budget_bytes = daemon_budget(d);
-	update_fd_budget(d);
-	memcg_refresh(&d->ls.memcg);
-	scan_aggregate(&d->scan, &d->ls, &c);
 	uint32_t files0 = d->ls.locked_files;
 	uint64_t bytes0 = d->ls.locked_bytes;
-	r = lock_pass(&d->ls, &c, &d->runs);
-	if (r < 0)
-		log_debug_errno(r, "locking new processes' files incomplete");
-#ifdef PRELOCKD_DEBUG
-	if (debug_verify_accounting(&d->ls) < 0)
-		abort();
-#endif
-	report_problems(d, &c.stats);
+	if (!scan_and_lock(d, &c, cpu0, &cpu_scan))
+		return;
 	d->new_checks_read += c.stats.procs_read;
 	if (!c.stats.procs_read && files0 == d->ls.locked_files && bytes0 == d->ls.locked_bytes)
 		return;
@@ -441,9 +456,8 @@ static void arm_new_timer(struct daemon *d)
 {
 	if (!d->new_timer)
 		return;
-	uint64_t every = d->cfg.new_process_check_usec;
-	/* No periodic scans at all (interval = 0) means no checks either. */
-	if (!d->cfg.interval_usec || !every) {
+	uint64_t every = new_check_every(d);
+	if (!every) {
 		sd_event_source_set_enabled(d->new_timer, SD_EVENT_OFF);
 		return;
 	}
