@@ -6,7 +6,7 @@ import signal
 import subprocess
 import time
 
-from lib import BUILD, SANITIZER, SLOW, MiB, stat_fd_pids  # noqa: F401 (SANITIZER, SLOW: for the tests)
+from lib import BUILD, SANITIZER, SLOW, MiB, fd_targets, stat_fd_pids  # noqa: F401 (SANITIZER, SLOW: for the tests)
 
 # RssAnon of the daemon that counts as "bounded" when run on thousands of processes: measured
 # 1-3 MiB for the plain debug build; ASan adds its shadow and quarantine (~256 MiB quarantine at
@@ -72,10 +72,11 @@ def proc_status(pid):
 def usage(pid):
     """What the daemon holds now: descriptors, RssAnon, VmLck, VMAs."""
     st = proc_status(pid)
-    st["fds"] = len(os.listdir(f"/proc/{pid}/fd"))
+    targets = fd_targets(pid)
+    st["fds"] = len(targets)
     # Of them, /proc/PID/stat kept open from pass to pass (one per process, at most 1024):
     # bounded apart, and counted apart from the rest.
-    st["stat_fds"] = len(stat_fd_pids(pid))
+    st["stat_fds"] = len(stat_fd_pids(pid, targets))
     st["other_fds"] = st["fds"] - st["stat_fds"]
     with open(f"/proc/{pid}/maps") as f:
         st["vmas"] = sum(1 for _ in f)

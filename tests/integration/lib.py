@@ -172,18 +172,42 @@ def fd_count(pid):
     return len(os.listdir(f"/proc/{pid}/fd"))
 
 
-def stat_fd_pids(pid):
+def fd_targets(pid):
+    """What each of the process's descriptors refers to (readlink of /proc/PID/fd/N); one
+    closed between the listing and its readlink is left out."""
+    out = []
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            out.append(os.readlink(f"/proc/{pid}/fd/{fd}"))
+        except OSError:
+            continue
+    return out
+
+
+def stat_fd_pids(pid, targets=None):
     """The pids whose /proc/PID/stat the process `pid` keeps open (the daemon keeps one per
     process, within a cap, from pass to pass)."""
     out = set()
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            m = re.fullmatch(r"/proc/(\d+)/stat", os.readlink(f"/proc/{pid}/fd/{fd}"))
-        except OSError:
-            continue
+    for t in fd_targets(pid) if targets is None else targets:
+        m = re.fullmatch(r"/proc/(\d+)/stat", t)
         if m:
             out.add(int(m.group(1)))
     return out
+
+
+# The daemon keeps at most this many /proc/PID/stat open (SCAN_STAT_FDS_MAX), and past it
+# opens one a moment to read it: a sample may see one more.
+STAT_FDS_MAX = 1024
+
+
+def stale_stat_fds(daemon):
+    """After a pass (SIGUSR1), the pids of processes already gone before it whose stat the
+    daemon still holds: a leak. Processes that end during the pass (anything else on the
+    machine) are not counted: they are given back at the next pass."""
+    before = live_pids()
+    if not daemon.rescan():
+        return ["no pass"]
+    return sorted(stat_fd_pids(daemon.pid) - before - live_pids())
 
 
 def live_pids():

@@ -14,8 +14,8 @@ import signal
 import subprocess
 import time
 
-from lib import (MiB, Daemon, Mapper, cleanup, done, eq, live_pids, locked_by_inode, make_file, ok,
-                 stat_fd_pids, workdir)
+from lib import (MiB, Daemon, Mapper, cleanup, done, eq, locked_by_inode, make_file, ok,
+                 stale_stat_fds, stat_fd_pids, workdir)
 
 
 def wait_locked(pid, st, want, timeout=10):
@@ -59,10 +59,8 @@ try:
     for p in sleepers:
         p.kill()
         p.wait()
-    ok(dm.rescan(), "SIGUSR1 after the sleepers exited")
-    held = stat_fd_pids(dm.pid)
-    eq(sorted(mine & held), [], "their descriptors are given back at the next pass")
-    eq(sorted(held - live_pids()), [], "no descriptor of a process that is gone")
+    eq(stale_stat_fds(dm), [], "after the next pass no descriptor of a process that is gone")
+    eq(sorted(mine & stat_fd_pids(dm.pid)), [], "the sleepers' descriptors among them")
 
     # A pid reused: the daemon had the old process's stat open.
     a = Mapper(files["first"])

@@ -11,13 +11,14 @@ import shutil
 import subprocess
 import time
 
-from lib import (MAPPER, MiB, Daemon, done, eq, fd_count, live_pids, locked_mappings, make_file,
-                 ok, smaps_locked, stat_fd_pids, workdir)
+from lib import (MAPPER, MiB, Daemon, done, eq, fd_targets, locked_mappings, make_file, ok,
+                 smaps_locked, stale_stat_fds, stat_fd_pids, workdir)
 
 
 def other_fds(pid):
     """Descriptors but the /proc/PID/stat kept open, which follow the processes alive."""
-    return fd_count(pid) - len(stat_fd_pids(pid))
+    targets = fd_targets(pid)
+    return len(targets) - len(stat_fd_pids(pid, targets))
 
 
 CHURN = r"""
@@ -81,8 +82,7 @@ try:
     eq(smaps_locked(dm.pid, d + "/"), (0, 0), "keep = 0: nothing of the gone helpers stays locked")
     time.sleep(0.3)
     eq(other_fds(dm.pid), fds_before, "descriptors are back to where they started (no leak)")
-    eq(sorted(stat_fd_pids(dm.pid) - live_pids()), [],
-       "no /proc/PID/stat of a process that is gone stays open")
+    eq(stale_stat_fds(dm), [], "no /proc/PID/stat of a process that is gone stays open")
     log = dm.log()
     ok("unreadable process data" not in log, "vanishing processes are not reported as bad data",
        log)
