@@ -36,6 +36,8 @@ struct pass_stats {
 	/* Files not touched: on a filesystem that may block (FUSE, network). */
 	uint32_t may_block;
 	int64_t may_block_slot;
+	/* Processes whose maps text was as at their last read: not parsed again (scan.c). */
+	uint32_t maps_unchanged;
 };
 
 /* The settings of one pass. */

@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "maps.h"
 #include "pass.h"
 #include "util.h"
 
@@ -22,6 +23,11 @@ struct proc {
 	uint64_t vsize;     /* bytes of address space: changes with most mmap/munmap */
 	uint64_t faults;    /* minflt + majflt of all threads: a new page needs a fault */
 	uint32_t nmaps;
+	/* The text of its maps at its last read, if that read was complete and clean: the keyed
+	 * hash (struct scan's maps_key) with MAPS_HASH_VALID set, and the mappings it counted;
+	 * maps_hash 0 otherwise. A full pass does not parse the same text again (scan.c). */
+	uint32_t nmappings;
+	uint64_t maps_hash;
 	/* The read (struct scan's pm_seq) whose pagemap lookups of its every mapping completed, 0
 	 * if the last read did not: the base for skipping them while it is unchanged. */
 	uint64_t pm_seq;
@@ -57,7 +63,11 @@ struct scan {
 	uint64_t *pagemap_buf;
 	struct pm_req *pm;
 	uint32_t npm, cap_pm;
+	/* The key of struct proc's maps_hash, drawn once from getrandom() (maps_key_ready). */
+	struct maps_hash_key maps_key;
+	bool maps_key_ready;
 };
+#define MAPS_HASH_VALID (UINT64_C(1) << 63)
 
 void scan_init(struct scan *s);
 /* Reads the processes (all of them on a full pass, else those that changed; with c->new_only,

@@ -243,11 +243,11 @@ static void log_pass(struct daemon *d, const char *kind, bool full, uint64_t cpu
 		 st->mappings, (unsigned)(cpu / 1000), (unsigned)(cpu_scan / 1000),
 		 (unsigned)((cpu - cpu_scan) / 1000), (unsigned)(wall / 1000));
 	log_debug("details of pass %u (%s): processes %u vanished, %u denied, %u unreadable, %u "
-		  "without pagemap; %u malformed maps lines; files %u opened, %u could not be, %u could "
-		  "not be locked",
+		  "without pagemap, %u with maps as last read (not parsed); %u malformed maps lines; "
+		  "files %u opened, %u could not be, %u could not be locked",
 		  d->pass, full ? "full" : "quick", st->procs_vanished,
-		  st->procs_denied, st->procs_bad, st->pagemap_denied, st->maps_malformed,
-		  st->files_opened, st->open_failed, st->lock_failed);
+		  st->procs_denied, st->procs_bad, st->pagemap_denied, st->maps_unchanged,
+		  st->maps_malformed, st->files_opened, st->open_failed, st->lock_failed);
 }
 
 static void save_state(struct daemon *d, bool at_exit)

@@ -13,6 +13,7 @@
 #include "maps.h"
 #include "util.h"
 
+#include <endian.h>
 #include <errno.h>
 #include <limits.h>
 #include <linux/fs.h>
@@ -346,6 +347,8 @@ int maps_stream_feed(struct maps_stream *s, size_t n, map_entry_fn fn, void *use
 {
 	unsigned bad = 0;
 
+	if (s->hash)
+		maps_hash_add(s->hash, s->buf + s->len, n);
 	s->len += n;
 	if (s->skipping) {
 		/* The buffer held nothing but these bytes: the rest of the long line, and more. */
@@ -402,6 +405,130 @@ int maps_read_fd(int fd, struct maps_stream *s, map_entry_fn fn, void *userdata)
 		if (r != 0)
 			return r;
 	}
+}
+
+int maps_hash_fd(int fd, char *buf, size_t cap, struct maps_hash *h)
+{
+	for (;;) {
+		ssize_t n = read(fd, buf, cap);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return 0;
+		maps_hash_add(h, buf, (size_t)n);
+	}
+}
+
+/* ---- a keyed hash of the text ----
+ *
+ * The text is cut into elements of 7 bytes (little-endian, so each is below 2^56 and the cut is
+ * one to one), the last one padded with zero bytes to a whole block of eight; the element list is
+ * the prefix, those elements, and the length in bytes. The hash is that list's polynomial at the
+ * key r, by Horner's rule, modulo P = 2^61 - 1. Two different texts of the same length differ in
+ * an element; of different lengths, in the last one (a shorter list is a longer one with leading
+ * zeros, which Horner's rule does not see). Their difference is then a polynomial that is not
+ * zero, of degree at most N / 7 + 9, so at most that many keys make them collide.
+ *
+ * Eight elements a step, h = h r^8 + m0 r^7 + ... + m6 r + m7, summed in 128 bits and reduced
+ * once: only the first product waits for the step before. Reductions are lazy: values stay
+ * congruent modulo P, and h below 2^62. */
+#define MH_P ((UINT64_C(1) << 61) - 1)
+#define MH_M56 ((UINT64_C(1) << 56) - 1)
+
+/* x below 2^64 -> congruent, below 2^61 + 8. */
+static inline uint64_t mh_fold(uint64_t x)
+{
+	return (x & MH_P) + (x >> 61);
+}
+
+/* t below 2^125 -> congruent, below 2^61 + 8. */
+static inline uint64_t mh_reduce(unsigned __int128 t)
+{
+	return mh_fold(((uint64_t)t & MH_P) + (uint64_t)(t >> 61));
+}
+
+/* a below 2^62, b below 2^61 -> a b modulo P, congruent, below 2^61 + 8. */
+static inline uint64_t mh_mul(uint64_t a, uint64_t b)
+{
+	return mh_reduce((unsigned __int128)a * b);
+}
+
+static inline uint64_t mh_load(const unsigned char *p)
+{
+	uint64_t v;
+	memcpy(&v, p, sizeof(v));
+	return le64toh(v);
+}
+
+typedef unsigned __int128 mh_u128;
+
+/* One block of MAPS_HASH_BLOCK bytes; reads none beyond it. r[i] is the point to the (i+1)th. */
+static inline uint64_t mh_block(uint64_t h, const uint64_t *r, const unsigned char *b)
+{
+	/* h r^8 is below 2^123, each of the seven products below 2^117, m7 below 2^56: the sum
+	 * is below 2^124. */
+	mh_u128 t = (mh_u128)h * r[7];
+	for (int i = 0; i < 7; i++)
+		t += (mh_u128)(mh_load(b + 7 * i) & MH_M56) * r[6 - i];
+	return mh_reduce(t + (mh_load(b + 48) >> 8));
+}
+
+_Static_assert(MAPS_HASH_BLOCK == 56 && sizeof(((struct maps_hash *)0)->tail) == MAPS_HASH_BLOCK,
+	       "eight elements of 7 bytes");
+
+void maps_hash_key_init(struct maps_hash_key *k, uint64_t random)
+{
+	uint64_t r = random % MH_P;
+	k->r[0] = r ? r : 1;
+	for (int i = 1; i < 8; i++) {
+		uint64_t x = mh_fold(mh_mul(k->r[i - 1], k->r[0]));
+		k->r[i] = x >= MH_P ? x - MH_P : x;
+	}
+}
+
+void maps_hash_init(struct maps_hash *h, const struct maps_hash_key *k, uint64_t prefix)
+{
+	*h = (struct maps_hash){ .key = k, .h = prefix & MH_M56 };
+}
+
+void maps_hash_add(struct maps_hash *h, const void *data, size_t n)
+{
+	const unsigned char *p = data;
+	const uint64_t *r = h->key->r;
+	uint64_t acc = h->h;
+
+	h->len += n;
+	if (h->ntail) {
+		size_t k = MIN(n, (size_t)(MAPS_HASH_BLOCK - h->ntail));
+		memcpy(h->tail + h->ntail, p, k);
+		h->ntail += (unsigned)k;
+		p += k;
+		n -= k;
+		if (h->ntail < MAPS_HASH_BLOCK)
+			return;
+		acc = mh_block(acc, r, h->tail);
+		h->ntail = 0;
+	}
+	for (; n >= MAPS_HASH_BLOCK; p += MAPS_HASH_BLOCK, n -= MAPS_HASH_BLOCK)
+		acc = mh_block(acc, r, p);
+	memcpy(h->tail, p, n);
+	h->ntail = (unsigned)n;
+	h->h = acc;
+}
+
+uint64_t maps_hash_end(struct maps_hash *h)
+{
+	uint64_t acc = h->h;
+	if (h->ntail) {
+		memset(h->tail + h->ntail, 0, MAPS_HASH_BLOCK - h->ntail);
+		acc = mh_block(acc, h->key->r, h->tail);
+		h->ntail = 0;
+	}
+	acc = mh_fold(mh_mul(acc, h->key->r[0]) + (h->len & MH_M56));
+	acc = mh_fold(acc);
+	return acc >= MH_P ? acc - MH_P : acc;
 }
 
 bool map_entry_is_exec_file(const struct map_entry *e)

@@ -6,14 +6,33 @@
  * a process's page tables without a fault, so `resident` data cannot grow without it). A process
  * that is equal in all three since the last pass has, short of an munmap+mmap of the very same
  * size without touching a page, the same mappings and pages; full passes (by wall time, decided
- * by the daemon) re-read everything anyway to close that gap. */
+ * by the daemon) re-read everything anyway to close that gap.
+ *
+ * A full pass reads every process's maps text, but need not parse what did not change: each
+ * process keeps a keyed 64-bit hash of the whole text of its last complete, clean read (no line
+ * malformed, nothing beyond its caps; maps.h: a polynomial at a point drawn from getrandom() at
+ * start, so that no local user can make two texts collide without knowing it). A process whose
+ * stat is unchanged is first read hashing only (maps_hash_fd); the same hash means the same
+ * text, so the same slots and ranges, and only what parsing would do besides is done from the
+ * cache (text_unchanged()). Another hash means it changed behind an unchanged stat, the very gap
+ * full passes are for, which is rare: the text is then read again from its start (lseek) and
+ * parsed, as any changed process is. That costs a second rendering of that one text, but needs
+ * nothing else: the parse has side effects on the file table (files added, opened, pages looked
+ * up) that a parse on the side could not take back, and holding the text to parse it after the
+ * hash would need a buffer of its size (hundreds of MiB for a hostile process). A process whose
+ * cached files would be looked up in pagemap by this read (in `resident` mode, one whose pages may
+ * be new) is parsed directly, since the lookups need the mappings' addresses, which are not
+ * cached. Reads that parse hash too, to be the base of the next full pass; the PROCMAP_QUERY
+ * path does not (it reads no text) and leaves no hash. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <unistd.h>
 
 #include "fileopen.h"
 #include "maps.h"
@@ -49,6 +68,8 @@ struct scan_one {
 	 * whole scan: files leave the table only in the lock stage.) */
 	uint64_t prev_dev, prev_ino;
 	int64_t prev_slot; /* -1: none yet */
+	uint32_t nmappings; /* lockable mappings counted (stats.mappings) by this read */
+	bool unlisted;      /* a mapping counted but not in the cache (beyond 16 TiB) */
 };
 #define PM_FD_UNOPENED (-1)
 #define PM_FD_DENIED (-2) /* not ours to read: its mappings count as used whole */
@@ -247,8 +268,10 @@ static int add_pmap(struct scan_one *o, bool with_range, struct lfile *f, uint32
 {
 	struct proc *p = o->p;
 
-	if (pgoff > UINT32_MAX || npages > UINT32_MAX)
+	if (pgoff > UINT32_MAX || npages > UINT32_MAX) {
+		o->unlisted = true; /* the cache does not tell all that parsing did */
 		return 0; /* beyond 16 TiB: nothing prelockd could lock anyway */
+	}
 	bool first = f->scan_mark != o->s->read_seq;
 	if (!with_range && !first)
 		return 0; /* listed for this process already */
@@ -339,6 +362,7 @@ static int on_mapping(const struct map_entry *e, void *userdata)
 	if (slot < 0 || slot == MAPS_NEED_NAME)
 		return (int)slot;
 	o->c->stats.mappings++;
+	o->nmappings++;
 	struct lfile *f = file_at(t, (uint32_t)slot);
 	/* The latest process to map it, the likeliest to live on: if the daemon's own view of the
 	 * path does not lead to the inode (another mount namespace), /proc/PID/root of it may. */
@@ -383,20 +407,109 @@ static int read_done(struct scan_one *o, int r)
 	return r;
 }
 
+/* Draws the key of the maps hashes, once. Not blocking: early in boot, before the kernel's pool
+ * is ready, it is tried again at each read, and until then maps are parsed every time. */
+static bool maps_key_get(struct scan *s)
+{
+	uint64_t random;
+	if (!s->maps_key_ready &&
+	    getrandom(&random, sizeof(random), GRND_NONBLOCK) == (ssize_t)sizeof(random)) {
+		maps_hash_key_init(&s->maps_key, random);
+		s->maps_key_ready = true;
+	}
+	return s->maps_key_ready;
+}
+
+/* Whether this read would look up pages of a cached file of the process in pagemap, as
+ * on_mapping() decides it for a process whose stat is unchanged. */
+static bool cache_needs_pagemap(struct scan_one *o)
+{
+	struct file_table *t = &o->ls->files;
+	struct proc *p = o->p;
+
+	if (o->c->cfg->what != WHAT_RESIDENT)
+		return false;
+	if (!o->pm_prev)
+		return true;
+	for (uint32_t k = 0; k < p->nmaps; k++) {
+		const struct lfile *f = file_at(t, p->slots[k]);
+		if (f->eligible && f->want_npages && (!f->pm_since || f->pm_since > o->pm_prev))
+			return true;
+	}
+	return false;
+}
+
+/* The prefix of a process's maps hash: the settings a parse of the same text depends on, so that
+ * a reload that changes them (lockable read-only data, ranges in `mapped` mode) parses again. */
+static uint64_t maps_hash_prefix(const struct config *cfg)
+{
+	return 1 + (cfg->read_only_data ? 1 : 0) + 2 * (uint64_t)cfg->what;
+}
+
+/* A complete, clean read hashed as h, and parsed: the base of the next full pass. */
+static void remember_text(struct scan_one *o, struct maps_hash *h)
+{
+	o->p->maps_hash = maps_hash_end(h) | MAPS_HASH_VALID;
+	o->p->nmappings = o->nmappings;
+}
+
+/* A process whose stat is unchanged, read last time completely and cleanly (hash, its
+ * MAPS_HASH_VALID hash then): reads its text hashing only. The same text has the same lockable
+ * mappings, so the cache (slots, ranges) is right; what on_mapping() does besides is done here
+ * for each cached file: the count of mappings, ns_pid, and on a full pass the retry of an open
+ * that failed. as_code and as_data are never cleared, so they are as that read left them; no page
+ * is looked up (cache_needs_pagemap() was false), and a file not looked up has no pm_since.
+ * Returns 1 when the text is the same (the read is done), 0 when it is to be parsed (fd is back
+ * at its start), or -errno. */
+static int text_unchanged(struct scan_one *o, int fd, uint64_t hash)
+{
+	struct scan *s = o->s;
+	struct proc *p = o->p;
+	struct file_table *t = &o->ls->files;
+	struct maps_hash h;
+
+	maps_hash_init(&h, &s->maps_key, maps_hash_prefix(o->c->cfg));
+	int r = maps_hash_fd(fd, s->maps_buf, MAPS_READ_BYTES, &h);
+	if (r < 0)
+		return r;
+	if ((maps_hash_end(&h) | MAPS_HASH_VALID) == hash) {
+		bool resident = o->c->cfg->what == WHAT_RESIDENT;
+		for (uint32_t k = 0; k < p->nmaps; k++) {
+			struct lfile *f = file_at(t, p->slots[k]);
+			f->ns_pid = p->pid;
+			if (o->c->full && f->eligible && f->fd < 0 && (!f->opened_once || !f->size) &&
+			    file_open_verified(o->ls, o->c, f) == 0)
+				file_hold_or_close(o->ls, o->c, f);
+			if (resident && (!f->eligible || !f->want_npages))
+				f->pm_since = 0;
+		}
+		/* An open just now may have made a file's pages wanted: they are looked up by a
+		 * parse, as on_mapping() would have. */
+		if (!cache_needs_pagemap(o)) {
+			o->c->stats.mappings += p->nmappings;
+			o->c->stats.maps_unchanged++;
+			p->maps_hash = hash;
+			return 1;
+		}
+	}
+	return lseek(fd, 0, SEEK_SET) == 0 ? 0 : -errno;
+}
+
 static int read_mappings(struct scan_one *o)
 {
 	struct scan *s = o->s;
 	char path[48];
 	unsigned malformed = 0;
+	uint64_t last_hash = o->p->maps_hash;
 
 	snprintf(path, sizeof(path), "%s/maps", o->pid_dir);
 	o->pm_prev = o->p->pm_seq;
 	o->p->pm_seq = 0; /* until this read has looked up every mapping */
+	o->p->maps_hash = 0; /* until it has read the whole text, cleanly */
 	_cleanup_close_ int fd = openat(o->c->proc_fd, path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
 	s->pm_seq++;
-	o->p->nmaps = 0;
 	s->npm = 0;
 	if (++s->read_seq == 0) { /* wrapped: no file may carry a mark of this round */
 		for (uint32_t k = 0; k < o->ls->files.nslots; k++)
@@ -409,6 +522,7 @@ static int read_mappings(struct scan_one *o)
 	 * cheaper: 400 processes of 50 libraries each, a --dry-run pass took 0.31 s of CPU by the
 	 * ioctl against 0.18 s by the text (code only: 0.13 against 0.17). */
 	if (s->use_query != 0 && !o->c->cfg->read_only_data) {
+		o->p->nmaps = 0;
 		int r = maps_query_walk(fd, MAP_PERM_EXEC, true, on_mapping, o);
 		if (r != -ENOTTY && r != -EINVAL) {
 			s->use_query = 1;
@@ -416,19 +530,34 @@ static int read_mappings(struct scan_one *o)
 		}
 		s->use_query = 0; /* the kernel predates it (6.11): the text from now on */
 		o->p->nmaps = 0;
+		last_hash = 0; /* the cache is gone */
 		s->npm = 0;
 	}
 	/* In fixed pieces, never whole: a user's maps can be hundreds of MiB of text. */
 	if (!s->maps_buf && !(s->maps_buf = malloc(MAPS_READ_BYTES)))
 		return -ENOMEM;
+	bool hashing = maps_key_get(s);
+	if (last_hash && o->same && hashing && !cache_needs_pagemap(o)) {
+		int r = text_unchanged(o, fd, last_hash);
+		if (r != 0)
+			return read_done(o, r > 0 ? 0 : r);
+	}
+	o->p->nmaps = 0;
 	struct maps_stream ms;
+	struct maps_hash h;
 	maps_stream_init(&ms, s->maps_buf, MAPS_READ_BYTES);
 	/* What map_entry_is_lockable() could take: the rest of the text is not even parsed. */
 	ms.need_any = MAP_PERM_EXEC | (o->c->cfg->read_only_data ? MAP_PERM_READ : 0);
+	if (hashing) {
+		maps_hash_init(&h, &s->maps_key, maps_hash_prefix(o->c->cfg));
+		ms.hash = &h;
+	}
 	int r = maps_read_fd(fd, &ms, on_mapping, o);
 	malformed = ms.malformed;
 	if (r == 0)
 		r = read_pagemaps(o);
+	if (r == 0 && ms.hash && !malformed && !o->capped && !o->unlisted)
+		remember_text(o, &h);
 	if (malformed && !o->c->stats.maps_malformed)
 		o->c->stats.malformed_pid = o->p->pid;
 	o->c->stats.maps_malformed += malformed;
@@ -554,6 +683,7 @@ static int scan_pid(struct scan_one *o)
 	if (o->c->cfg->only_critical && !p->critical) {
 		p->nmaps = 0;
 		p->pm_seq = 0;
+		p->maps_hash = 0;
 	} else {
 		int r = read_mappings(o);
 		/* The process may have gone between reading maps and pagemap: its maps still count. */
@@ -650,6 +780,7 @@ static void note_error(struct pass_stats *st, pid_t pid, int r)
 void scan_init(struct scan *s)
 {
 	*s = (struct scan){ .self_pid = getpid(), .use_query = -1 };
+	maps_key_get(s);
 }
 
 int scan_processes(struct scan *s, struct lockset *ls, struct pass_ctx *c)
