@@ -87,7 +87,8 @@ static void check_only(const char *buf, size_t size, unsigned need_any, unsigned
 /* The reader in pieces (maps_stream) against the whole-text parser: a buffer of cap bytes (from
  * the input's first bytes, 1 to 1024) fed pieces whose sizes come from the input too. Each line
  * that fits (with its '\n', or the last one without) must come out as the whole-text parser
- * makes it of that line alone; each line that does not fit counts one malformed. */
+ * makes it of that line alone; each line that does not fit counts one malformed. The hash of
+ * the pieces (maps_hash) is that of the whole text. */
 static void check_stream(const char *buf, size_t size, size_t cap, const unsigned char *steps,
 			 size_t nsteps)
 {
@@ -108,7 +109,14 @@ static void check_stream(const char *buf, size_t size, size_t cap, const unsigne
 		p += line;
 	}
 	struct maps_stream ms;
+	struct maps_hash_key key;
+	struct maps_hash hash, whole;
+	maps_hash_key_init(&key, cap * 0x9e3779b97f4a7c15ull);
+	maps_hash_init(&hash, &key, cap);
+	maps_hash_init(&whole, &key, cap);
+	maps_hash_add(&whole, buf, size);
 	maps_stream_init(&ms, space, cap);
+	ms.hash = &hash;
 	size_t pos = 0, k = 0;
 	while (pos < size) {
 		size_t room, n = nsteps ? (size_t)steps[k++ % nsteps] + 1 : size;
@@ -125,6 +133,8 @@ static void check_stream(const char *buf, size_t size, size_t cap, const unsigne
 	if (maps_stream_end(&ms, sum_entry, &got) != 0)
 		abort();
 	if (got.entries != want.entries || got.h != want.h || ms.malformed != want_bad)
+		abort();
+	if (maps_hash_end(&hash) != maps_hash_end(&whole))
 		abort();
 	free(space);
 }
