@@ -53,10 +53,10 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < len; i += page)
 		sink = (unsigned char)(sink + p[i]);
 	memset(in, 0, sizeof(in));
-	memcpy(msg, "ready\n", 6);
+	strcpy(msg, "ready\n");
 	if (write(1, msg, 6) != 6)
 		return 1;
-	memcpy(msg, "swapped\n", 8);
+	strcpy(msg, "swapped\n");
 	for (int cur = 0;;) {
 		ssize_t n = read(0, in, sizeof(in));
 		if (n <= 0)
