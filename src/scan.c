@@ -705,7 +705,8 @@ static void proc_free(struct proc *p)
 	p->slots = NULL;
 	p->ranges = NULL;
 	p->nmaps = 0;
-	p->pm_seq = 0; /* no cache, no base for skipping pagemap reads */
+	p->pm_seq = 0;    /* no cache, no base for skipping pagemap reads */
+	p->maps_hash = 0; /* nor for skipping the parse of the same text */
 }
 
 /* A process leaves the table: its cache and its kept descriptor. */
