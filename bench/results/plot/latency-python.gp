@@ -18,48 +18,48 @@ set label 1 'cgroup limit' at graph 0.01, second 66 textcolor rgb '#999999' font
 unset arrow
 set arrow from -1,50 to 6.0,50 nohead dt 2 lc rgb '#888888'
 set arrow from graph 0, second 64 to graph 1, second 64 nohead dt 3 lc rgb '#bbbbbb'
-set title "unpressured (no hog): p99 7.9 ms, max 10.4 ms, 0 major faults, 0 MiB locked"
+set title "unpressured (no hog): p99 7.1 ms, max 7.8 ms, 0 major faults, 0 MiB locked"
 plot 'latency-python-baseline.dat' using 1:2 with linespoints pt 7 ps 0.4 lw 1 lc rgb '#1f5fa8'
 unset arrow
-set arrow from 2.85,0.1 to 2.85,10000 nohead lc rgb 'red' lw 2
+set arrow from 2.84,0.1 to 2.84,10000 nohead lc rgb 'red' lw 2
 set arrow from -1,50 to 6.0,50 nohead dt 2 lc rgb '#888888'
 set arrow from graph 0, second 64 to graph 1, second 64 nohead dt 3 lc rgb '#bbbbbb'
-set title "no locker: p99 12.5 ms, max 247.0 ms, 184 major faults, 0 MiB locked"
+set title "no locker: p99 10.9 ms, max 234.6 ms, 203 major faults, 0 MiB locked"
 plot 'hog-python-none.dat' using 1:2 axes x1y2 with steps lw 2 lc rgb '#bbbbbb', 'latency-python-none.dat' using 1:2 with linespoints pt 7 ps 0.4 lw 1 lc rgb '#1f5fa8'
 unset arrow
-set arrow from 2.13,0.1 to 2.13,10000 nohead lc rgb 'red' lw 2
+set arrow from 2.12,0.1 to 2.12,10000 nohead lc rgb 'red' lw 2
 set arrow from -1,50 to 6.0,50 nohead dt 2 lc rgb '#888888'
 set arrow from graph 0, second 64 to graph 1, second 64 nohead dt 3 lc rgb '#bbbbbb'
-set title "vmtouch -l: p99 10.0 ms, max 13.4 ms, 0 major faults, 13 MiB locked"
+set title "vmtouch -l: p99 7.6 ms, max 15.5 ms, 0 major faults, 13 MiB locked"
 plot 'hog-python-vmtouch.dat' using 1:2 axes x1y2 with steps lw 2 lc rgb '#bbbbbb', 'latency-python-vmtouch.dat' using 1:2 with linespoints pt 7 ps 0.4 lw 1 lc rgb '#1f5fa8'
 unset arrow
 set arrow from 2.12,0.1 to 2.12,10000 nohead lc rgb 'red' lw 2
 set arrow from -1,50 to 6.0,50 nohead dt 2 lc rgb '#888888'
 set arrow from graph 0, second 64 to graph 1, second 64 nohead dt 3 lc rgb '#bbbbbb'
-set title "memlockd: p99 9.4 ms, max 18.0 ms, 0 major faults, 13 MiB locked"
+set title "memlockd: p99 8.2 ms, max 14.8 ms, 0 major faults, 13 MiB locked"
 plot 'hog-python-memlockd.dat' using 1:2 axes x1y2 with steps lw 2 lc rgb '#bbbbbb', 'latency-python-memlockd.dat' using 1:2 with linespoints pt 7 ps 0.4 lw 1 lc rgb '#1f5fa8'
 unset arrow
-set arrow from 2.13,0.1 to 2.13,10000 nohead lc rgb 'red' lw 2
+set arrow from 2.14,0.1 to 2.14,10000 nohead lc rgb 'red' lw 2
 set arrow from -1,50 to 6.0,50 nohead dt 2 lc rgb '#888888'
 set arrow from graph 0, second 64 to graph 1, second 64 nohead dt 3 lc rgb '#bbbbbb'
-set title "prelockd whole: p99 9.5 ms, max 18.5 ms, 0 major faults, 13 MiB locked"
+set title "prelockd whole: p99 7.8 ms, max 17.8 ms, 0 major faults, 13 MiB locked"
 plot 'hog-python-prelockd-whole.dat' using 1:2 axes x1y2 with steps lw 2 lc rgb '#bbbbbb', 'latency-python-prelockd-whole.dat' using 1:2 with linespoints pt 7 ps 0.4 lw 1 lc rgb '#1f5fa8'
 unset arrow
-set arrow from 2.23,0.1 to 2.23,10000 nohead lc rgb 'red' lw 2
+set arrow from 2.22,0.1 to 2.22,10000 nohead lc rgb 'red' lw 2
 set arrow from -1,50 to 6.0,50 nohead dt 2 lc rgb '#888888'
 set arrow from graph 0, second 64 to graph 1, second 64 nohead dt 3 lc rgb '#bbbbbb'
-set title "prelockd mapped: p99 8.4 ms, max 11.8 ms, 1 major faults, 12 MiB locked"
+set title "prelockd mapped: p99 7.3 ms, max 19.1 ms, 2 major faults, 12 MiB locked"
 plot 'hog-python-prelockd-mapped.dat' using 1:2 axes x1y2 with steps lw 2 lc rgb '#bbbbbb', 'latency-python-prelockd-mapped.dat' using 1:2 with linespoints pt 7 ps 0.4 lw 1 lc rgb '#1f5fa8'
 unset arrow
 set arrow from 2.32,0.1 to 2.32,10000 nohead lc rgb 'red' lw 2
 set arrow from -1,50 to 6.0,50 nohead dt 2 lc rgb '#888888'
 set arrow from graph 0, second 64 to graph 1, second 64 nohead dt 3 lc rgb '#bbbbbb'
-set title "prelockd (shipped defaults): p99 10.0 ms, max 11.6 ms, 1 major faults, 9 MiB locked"
+set title "prelockd (shipped defaults): p99 6.9 ms, max 18.5 ms, 1 major faults, 9 MiB locked"
 plot 'hog-python-prelockd-resident.dat' using 1:2 axes x1y2 with steps lw 2 lc rgb '#bbbbbb', 'latency-python-prelockd-resident.dat' using 1:2 with linespoints pt 7 ps 0.4 lw 1 lc rgb '#1f5fa8'
 unset arrow
 set arrow from 2.32,0.1 to 2.32,10000 nohead lc rgb 'red' lw 2
 set arrow from -1,50 to 6.0,50 nohead dt 2 lc rgb '#888888'
 set arrow from graph 0, second 64 to graph 1, second 64 nohead dt 3 lc rgb '#bbbbbb'
-set title "prelockd, program started after its last pass: p99 7.4 ms, max 10.3 ms, 1 major faults, 9 MiB locked"
+set title "prelockd, program started after its last pass: p99 7.7 ms, max 20.9 ms, 1 major faults, 9 MiB locked"
 plot 'hog-python-prelockd-late.dat' using 1:2 axes x1y2 with steps lw 2 lc rgb '#bbbbbb', 'latency-python-prelockd-late.dat' using 1:2 with linespoints pt 7 ps 0.4 lw 1 lc rgb '#1f5fa8'
 unset multiplot
