@@ -593,22 +593,32 @@ enum { SCAN_KEEP = 0 }; /* scan_pid(): the process stays in the table; < 0: it i
  * cap (SCAN_STAT_FDS_MAX; past it, open, read, close as before). A kept descriptor refers to the
  * process, not to the number: once it has exited, reading fails with ESRCH even if the number
  * was given to a new process, which is then opened afresh. */
+static void proc_free(struct proc *p);
+
+static void stat_fd_close(struct scan *s, struct proc *p)
+{
+	if (p->stat_fd >= 0) {
+		close(p->stat_fd);
+		p->stat_fd = -1;
+		s->stat_fds--;
+	}
+}
+
 static ssize_t read_proc_stat(struct scan_one *o, char *buf, size_t len)
 {
 	struct scan *s = o->s;
 	struct proc *p = o->p;
 	ssize_t n;
+	bool was_kept = p->stat_fd >= 0;
 
-	if (p->stat_fd >= 0) {
+	if (was_kept) {
 		n = pread(p->stat_fd, buf, len - 1, 0);
 		if (n > 0) {
 			buf[n] = '\0';
 			return n;
 		}
 		/* Gone (ESRCH), or something unexpected: drop it, and look at the number again. */
-		close(p->stat_fd);
-		p->stat_fd = -1;
-		s->stat_fds--;
+		stat_fd_close(s, p);
 	}
 	char path[32];
 	snprintf(path, sizeof(path), "%d/stat", (int)p->pid);
@@ -622,6 +632,12 @@ static ssize_t read_proc_stat(struct scan_one *o, char *buf, size_t len)
 		return n;
 	}
 	buf[n] = '\0';
+	/* The number is alive though the process it was kept for is not: a new process got it,
+	 * whatever its start time says (ticks are coarse). Read it as new. */
+	if (was_kept) {
+		proc_free(p);
+		p->starttime = UINT64_MAX;
+	}
 	if (n > 0 && s->stat_fds < s->stat_fds_max) {
 		p->stat_fd = fd;
 		s->stat_fds++;
@@ -631,7 +647,14 @@ static ssize_t read_proc_stat(struct scan_one *o, char *buf, size_t len)
 	return n;
 }
 
-static void proc_free(struct proc *p);
+/* At most stat_fds_max kept: the cap falls when RLIMIT_NOFILE is lowered under the running
+ * daemon, and descriptors kept beyond it would take the numbers the scan itself needs (listing
+ * /proc first of all). The highest pids give theirs back first. */
+static void trim_stat_fds(struct scan *s)
+{
+	for (uint32_t i = s->nprocs; i > 0 && s->stat_fds > s->stat_fds_max; i--)
+		stat_fd_close(s, &s->procs[i - 1]);
+}
 
 static int scan_pid(struct scan_one *o)
 {
@@ -649,6 +672,10 @@ static int scan_pid(struct scan_one *o)
 	if (st.flags & PF_KTHREAD) {
 		proc_free(p);
 		p->kthread = true;
+		/* Kernel threads take at most half the kept descriptors: they come first (low
+		 * pids), and a machine with many CPUs has over a thousand of them. */
+		if (o->s->stat_fds > o->s->stat_fds_max / 2)
+			stat_fd_close(o->s, p);
 		return SCAN_KEEP;
 	}
 	p->kthread = false;
@@ -713,11 +740,7 @@ static void proc_free(struct proc *p)
 static void proc_drop(struct scan *s, struct proc *p)
 {
 	proc_free(p);
-	if (p->stat_fd >= 0) {
-		close(p->stat_fd);
-		p->stat_fd = -1;
-		s->stat_fds--;
-	}
+	stat_fd_close(s, p);
 }
 
 static int cmp_pid(const void *a, const void *b)
@@ -791,6 +814,7 @@ int scan_processes(struct scan *s, struct lockset *ls, struct pass_ctx *c)
 
 	s->procs_changed = true; /* until the scan shows otherwise */
 	s->new_waiting = 0;
+	trim_stat_fds(s);
 	int r = list_pids(c->proc_fd, s->self_pid, &pids, &npids);
 	if (r < 0)
 		return r;

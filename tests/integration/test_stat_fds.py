@@ -7,8 +7,12 @@ process it had open. Checked in the daemon's own descriptor table and smaps.
 - Processes that exit give their descriptors back at the next pass: none is left behind.
 - A pid given to a new process (forced with /proc/sys/kernel/ns_last_pid) is read as the new
   process: the file it maps gets locked.
-- With a small RLIMIT_NOFILE the daemon keeps at most an eighth of it (200: 17), and processes
-  past the cap are still read."""
+- With a small RLIMIT_NOFILE the daemon keeps at most an eighth of it (200: 17), kernel threads
+  at most half of that, and processes past the cap are still read.
+- RLIMIT_NOFILE lowered under the running daemon (prlimit --pid) with more processes than the
+  new limit: the next pass gives back what is past the new cap, and goes on reading and locking
+  (found by an audit: the kept descriptors took every number, the listing of /proc failed with
+  EMFILE at every pass, and nothing was ever read again)."""
 import os
 import signal
 import subprocess
@@ -38,13 +42,23 @@ def start_at(pid, path):
     return None
 
 
+def is_kthread(pid):
+    """PF_KTHREAD in the flags of /proc/PID/stat (field 9)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            rest = f.read().rsplit(")", 1)[1].split()
+        return int(rest[6]) & 0x00200000 != 0
+    except (OSError, IndexError, ValueError):
+        return False
+
+
 d = workdir()
-d2 = None
-dm = dm2 = None
+d2 = d3 = None
+dm = dm2 = dm3 = None
 mappers, sleepers = [], []
 try:
     files = {n: make_file(os.path.join(d, f"lib{n}.so"), MiB, seed=i + 1)
-             for i, n in enumerate(["first", "reused", "capped"])}
+             for i, n in enumerate(["first", "reused", "capped", "lowered"])}
     st = {n: os.stat(p) for n, p in files.items()}
     sleepers = [subprocess.Popen(["sleep", "600"]) for _ in range(20)]
     conf = f"interval = 60s\nnew_process_check = 200ms\nlog_level = debug\n[lock]\ninclude = ^{d}/\n"
@@ -102,8 +116,31 @@ try:
        "is locked", dm2.log()[-3000:])
     ok(dm2.rescan(), "a pass past the cap")
     ok(len(stat_fd_pids(dm2.pid)) <= 17, "still at most 17")
+    kthreads = [p for p in stat_fd_pids(dm2.pid) if is_kthread(p)]
+    ok(len(kthreads) <= 8, f"kernel threads keep at most half of them ({len(kthreads)})")
     ok(dm2.stop() == 0, "SIGTERM exits 0")
     dm2 = None
+
+    # The limit lowered while it runs, with more processes than the new limit.
+    d3 = workdir()
+    sleepers = [subprocess.Popen(["sleep", "600"]) for _ in range(260)]
+    dm3 = Daemon(d3, conf.replace("new_process_check = 200ms", "new_process_check = 0"))
+    ok(dm3.wait_ready(), "READY=1 with 260 more processes", dm3.log())
+    n0 = len(stat_fd_pids(dm3.pid))
+    ok(n0 > 200, f"{n0} stat descriptors kept under the raised limit")
+    r = subprocess.run(["prlimit", f"--pid={dm3.pid}", "--nofile=200:200"])
+    eq(r.returncode, 0, "RLIMIT_NOFILE of the running daemon lowered to 200")
+    ok(dm3.rescan() and dm3.alive(), "a pass under the new limit", dm3.log()[-3000:])
+    n1 = len(stat_fd_pids(dm3.pid))
+    ok(n1 <= 17, f"it gave back what is past the new cap: {n1} kept (<= 17)")
+    c3 = Mapper(files["lowered"])
+    mappers.append(c3)
+    ok(dm3.rescan(), "a pass after a new process mapped a file")
+    ok(wait_locked(dm3.pid, st["lowered"], MiB), "and its file is locked", dm3.log()[-3000:])
+    ok("Too many open files" not in dm3.log(), "no pass ran out of descriptors",
+       dm3.log()[-3000:])
+    ok(dm3.stop() == 0, "SIGTERM exits 0")
+    dm3 = None
 finally:
     for p in sleepers:
         if p.poll() is None:
@@ -111,5 +148,7 @@ finally:
             p.wait()
     if d2:
         cleanup(d2, dm2)
+    if d3:
+        cleanup(d3, dm3)
     cleanup(d, dm, mappers)
 done()
