@@ -18,7 +18,7 @@ import signal
 import subprocess
 import time
 
-from lib import (MiB, Daemon, Mapper, cleanup, done, eq, locked_by_inode, make_file, ok,
+from lib import (SANITIZER, MiB, Daemon, Mapper, cleanup, done, eq, locked_by_inode, make_file, ok,
                  stale_stat_fds, stat_fd_pids, workdir)
 
 
@@ -121,7 +121,13 @@ try:
     ok(dm2.stop() == 0, "SIGTERM exits 0")
     dm2 = None
 
-    # The limit lowered while it runs, with more processes than the new limit.
+    # The limit lowered while it runs, with more processes than the new limit. Valgrind answers
+    # getrlimit() with the limit it saw at start: one lowered from outside never reaches the
+    # daemon there.
+    if SANITIZER == "valgrind":
+        ok(True, "RLIMIT_NOFILE lowered under the running daemon # SKIP under valgrind: its "
+                 "getrlimit() keeps the limit of the start")
+        done()  # the plan, then the cleanup below
     d3 = workdir()
     sleepers = [subprocess.Popen(["sleep", "600"]) for _ in range(260)]
     dm3 = Daemon(d3, conf.replace("new_process_check = 200ms", "new_process_check = 0"))
